@@ -1,0 +1,111 @@
+"""Load and save Hugging Face models and tokenizers from local folders only (imports torch)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .._compat import require
+from ..errors import ModelError
+from .config import NormalizedConfig, normalize_config
+from .zoo import resolve_model_source
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+
+# task kind -> transformers Auto class that puts the right head on the backbone
+HEADS = {
+    "classification": "AutoModelForSequenceClassification",
+    "regression": "AutoModelForSequenceClassification",
+    "qa": "AutoModelForQuestionAnswering",
+    "image-classification": "AutoModelForImageClassification",
+    None: "AutoModel",
+}
+
+
+def go_offline() -> None:
+    """Forbid hub access for this process: any attempt fails fast instead of hanging."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def transformers():
+    """Import transformers offline and quiet."""
+    go_offline()
+    tf = require("transformers")
+    tf.logging.set_verbosity_error()
+    tf.utils.logging.disable_progress_bar()
+    return tf
+
+
+def check_model_folder(folder: str | Path) -> Path:
+    """Resolve a model name/folder and check it holds a config and weights."""
+    path = resolve_model_source(folder)
+    if not path.is_dir():
+        raise ModelError(f"{path} is not a folder; pass a Hugging Face model folder")
+    if not (path / "config.json").is_file():
+        raise ModelError(f"{path} has no config.json; pass a Hugging Face model folder (save_pretrained output)")
+    if not any((path / w).is_file() for w in WEIGHT_FILES):
+        raise ModelError(
+            f"{path} has no weights (looked for {', '.join(WEIGHT_FILES)}); "
+            "copy the weights into the folder or pass the folder that has them"
+        )
+    return path
+
+
+def read_config(folder: str | Path) -> dict[str, Any]:
+    """config.json of a model folder as a dict (no torch needed)."""
+    path = resolve_model_source(folder) / "config.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot read {path}: {exc}") from exc
+
+
+def model_shape(folder: str | Path) -> NormalizedConfig:
+    """Normalised config of a model folder."""
+    return normalize_config(read_config(folder))
+
+
+def load_model(folder: str | Path, kind: str | None = None, *, num_labels: int | None = None,
+               id2label: dict[int, str] | None = None) -> Any:
+    """Load a model from a local folder with the head for `kind`; a missing head is freshly initialised."""
+    path = check_model_folder(folder)
+    tf = transformers()
+    auto = getattr(tf, HEADS[kind])
+    kwargs: dict[str, Any] = {}
+    if num_labels is not None:
+        kwargs["num_labels"] = num_labels
+        if kind == "regression":
+            kwargs["problem_type"] = "regression"
+    if id2label is not None:
+        kwargs["id2label"] = {int(k): v for k, v in id2label.items()}
+        kwargs["label2id"] = {v: int(k) for k, v in id2label.items()}
+    try:
+        # eager attention: exports and attention-map distillation need the plain math path
+        model = auto.from_pretrained(str(path), attn_implementation="eager", local_files_only=True, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load model from {path}: {exc}") from exc
+    model.eval()
+    return model
+
+
+def load_tokenizer(folder: str | Path) -> Any:
+    """Load the tokenizer saved in a model folder."""
+    path = resolve_model_source(folder)
+    tf = transformers()
+    try:
+        return tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load a tokenizer from {path}: {exc}. The folder needs tokenizer files") from exc
+
+
+def save_model(model: Any, folder: str | Path, tokenizer: Any = None) -> Path:
+    """save_pretrained the model (safetensors) and tokenizer into an existing folder."""
+    folder = Path(folder)
+    model.save_pretrained(str(folder), safe_serialization=True)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(folder))
+    return folder

@@ -1,0 +1,77 @@
+"""Run a recipe's steps in order; each step's output is cached by a key of its inputs, so a re-run
+after a crash resumes at the first step that has not finished."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .artifact import MANIFEST, ModelArtifact
+from .context import RunContext
+from .errors import StepError
+from .fileio import write_json
+from .recipe import Recipe, RecipeStep
+from .registry import STEPS
+
+
+def step_key(step: RecipeStep, source: ModelArtifact, task: str | None, seed: int) -> str:
+    """Hash of everything a step's output depends on."""
+    blob = json.dumps([step.name, step.options, source.content_hash, task, seed], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def cached_output(folder: Path, key: str) -> ModelArtifact | None:
+    """The artifact a previous run left in `folder` for the same key, if any."""
+    if not (folder / MANIFEST).is_file():
+        return None
+    art = ModelArtifact.load(folder)
+    return art if art.extra.get("run_key") == key else None
+
+
+def source_artifact(model: str) -> ModelArtifact:
+    """Adopt a packaged model name, HF folder or artifact folder as the pipeline's input."""
+    from .models.zoo import resolve_model_source
+
+    return ModelArtifact.load(resolve_model_source(model))
+
+
+def run_recipe(recipe: Recipe, out_dir: str | Path, *, quiet: bool = False,
+               on_step: Callable[[int, RecipeStep, ModelArtifact, bool, float], None] | None = None) -> list[dict[str, Any]]:
+    """Run every step; returns the lineage (one record per step) and writes it to out_dir/lineage.json."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    art = source_artifact(recipe.model)
+    lineage: list[dict[str, Any]] = [{"step": "source", "path": str(art.path), "hash": art.content_hash,
+                                      "metrics": art.metrics}]
+    for i, step in enumerate(recipe.steps, start=1):
+        folder = out_dir / f"{i:02d}-{step.name}"
+        key = step_key(step, art, recipe.task, recipe.seed)
+        t0 = time.perf_counter()
+        cached = cached_output(folder, key)
+        if cached is not None:
+            new = cached
+        else:
+            ctx = RunContext(out_dir=folder, task=recipe.task, seed=recipe.seed, threads=recipe.threads, quiet=quiet)
+            spec = STEPS.get(step.name)
+            new = spec.fn(art, step.config, ctx)
+            if not isinstance(new, ModelArtifact):
+                raise StepError(f"step {step.name!r} returned {type(new).__name__}, not a ModelArtifact")
+            if Path(new.path) == Path(art.path):
+                pass  # an analysis step (eval, profile): same model, metrics added; cheap, not cached
+            elif Path(new.path) != folder:
+                raise StepError(f"step {step.name!r} wrote to {new.path}, expected {folder}")
+            else:
+                new = dataclasses.replace(new, extra={**new.extra, "run_key": key})
+                new.save_manifest()
+        seconds = time.perf_counter() - t0
+        lineage.append({"step": step.name, "options": step.options, "path": str(new.path), "hash": new.content_hash,
+                        "parent": new.parent_hash, "metrics": new.metrics, "cached": cached is not None,
+                        "seconds": round(seconds, 1)})
+        write_json(out_dir / "lineage.json", lineage)
+        if on_step:
+            on_step(i, step, new, cached is not None, seconds)
+        art = new
+    return lineage

@@ -1,0 +1,47 @@
+"""ONNX Runtime adapter: load an ONNX artifact, run batches, fixed thread count."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .._compat import require
+from ..artifact import ModelArtifact
+from . import Forward, register_runtime
+
+
+def onnx_file(art: ModelArtifact) -> Path:
+    """The .onnx file inside an ONNX artifact."""
+    return Path(art.path) / art.extra.get("file", "model.onnx")
+
+
+def make_session(path: str | Path, threads: int = 2) -> Any:
+    """An InferenceSession on the CPU with `threads` intra-op threads and sequential execution."""
+    ort = require("onnxruntime")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def session_forward(sess: Any) -> Forward:
+    """forward(batch) -> first output as numpy; feeds only the inputs the graph declares, as int64."""
+    import numpy as np
+
+    names = [i.name for i in sess.get_inputs()]
+
+    def fwd(batch: dict[str, Any]) -> Any:
+        feed = {}
+        for n in names:
+            v = batch[n]
+            feed[n] = np.asarray(v.numpy() if hasattr(v, "numpy") else v, dtype=np.int64)
+        return sess.run(None, feed)[0]
+
+    return fwd
+
+
+@register_runtime("onnx")
+def load_onnx(art: ModelArtifact, threads: int = 2) -> Forward:
+    """Load an ONNX artifact in ONNX Runtime (CPU)."""
+    return session_forward(make_session(onnx_file(art), threads))

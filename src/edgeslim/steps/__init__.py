@@ -1,0 +1,1 @@
+"""Optimisation and analysis steps; each module registers its steps (see recipe.STEP_MODULES)."""
