@@ -48,9 +48,11 @@ def load_steps() -> None:
 
 # Modules that register steps; each capability adds its module here.
 STEP_MODULES: list[str] = [
+    "edgeslim.steps.profile",
     "edgeslim.train.finetune",
     "edgeslim.steps.evaluate",
     "edgeslim.steps.export_onnx",
+    "edgeslim.steps.prune",
 ]
 
 

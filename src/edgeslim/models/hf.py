@@ -85,7 +85,12 @@ def load_model(folder: str | Path, kind: str | None = None, *, num_labels: int |
         kwargs["label2id"] = {v: int(k) for k, v in id2label.items()}
     try:
         # eager attention: exports and attention-map distillation need the plain math path
-        model = auto.from_pretrained(str(path), attn_implementation="eager", local_files_only=True, **kwargs)
+        from .pruned import is_pruned_config, load_pruned_model
+
+        if is_pruned_config(read_config(path)):  # per-layer shapes stock transformers cannot rebuild
+            model = load_pruned_model(path, auto, **kwargs)
+        else:
+            model = auto.from_pretrained(str(path), attn_implementation="eager", local_files_only=True, **kwargs)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model from {path}: {exc}") from exc
     model.eval()
