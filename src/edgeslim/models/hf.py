@@ -64,6 +64,26 @@ def read_config(folder: str | Path) -> dict[str, Any]:
         raise ModelError(f"cannot read {path}: {exc}") from exc
 
 
+def infer_kind(config: dict[str, Any]) -> str | None:
+    """Task kind from a config's architectures (e.g. BertForSequenceClassification -> classification)."""
+    arch = (config.get("architectures") or [""])[0]
+    if arch.endswith("ForSequenceClassification"):
+        return "regression" if config.get("problem_type") == "regression" else "classification"
+    if arch.endswith("ForQuestionAnswering"):
+        return "qa"
+    if arch.endswith("ForImageClassification"):
+        return "image-classification"
+    return None
+
+
+def artifact_kind(art: Any) -> str | None:
+    """The head kind of an artifact: recorded in its manifest, else inferred from config.json."""
+    kind = art.extra.get("kind")
+    if kind is None and (Path(art.path) / "config.json").is_file():
+        kind = infer_kind(read_config(art.path))
+    return kind
+
+
 def model_shape(folder: str | Path) -> NormalizedConfig:
     """Normalised config of a model folder."""
     return normalize_config(read_config(folder))

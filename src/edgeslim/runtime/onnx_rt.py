@@ -26,7 +26,7 @@ def make_session(path: str | Path, threads: int = 2) -> Any:
 
 
 def session_forward(sess: Any) -> Forward:
-    """forward(batch) -> first output as numpy; feeds only the inputs the graph declares, as int64."""
+    """forward(batch) -> first output as numpy; feeds only the graph's inputs (ids as int64, pixels as float32)."""
     import numpy as np
 
     names = [i.name for i in sess.get_inputs()]
@@ -35,7 +35,8 @@ def session_forward(sess: Any) -> Forward:
         feed = {}
         for n in names:
             v = batch[n]
-            feed[n] = np.asarray(v.numpy() if hasattr(v, "numpy") else v, dtype=np.int64)
+            a = np.asarray(v.numpy() if hasattr(v, "numpy") else v)
+            feed[n] = a.astype(np.int64 if a.dtype.kind in "iub" else np.float32, copy=False)
         return sess.run(None, feed)[0]
 
     return fwd

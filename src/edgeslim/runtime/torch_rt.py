@@ -10,8 +10,8 @@ def load_torch(art: ModelArtifact, threads: int = 2) -> Forward:
     """Load an HF folder in eager PyTorch with its task head; forward returns logits as numpy."""
     import torch
 
-    from ..models.hf import load_model
+    from ..models.hf import artifact_kind, load_model
     from ..train.evaluate import torch_forward
 
     torch.set_num_threads(threads)
-    return torch_forward(load_model(art.path, art.extra.get("kind", "classification")))
+    return torch_forward(load_model(art.path, artifact_kind(art)))

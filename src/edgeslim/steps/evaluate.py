@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from dataclasses import asdict, dataclass
 
 from ..artifact import ModelArtifact
@@ -37,6 +38,16 @@ def evaluate_artifact(art: ModelArtifact, task_name: str, cfg: EvaluateConfig, c
         from ..train.qa import evaluate_qa_artifact
 
         return evaluate_qa_artifact(art, task, cfg, ctx)
+    if task.kind == "image-classification":
+        from ..models.hf import read_config
+        from ..train.vision import evaluate_image_forward
+
+        split = cfg.split if cfg.split in task.files else next(iter(task.files))
+        examples = task.load(split, ctx.settings, limit=cfg.limit)
+        res = evaluate_image_forward(load_forward(art, ctx.threads), task, examples, Path(art.path),
+                                     read_config(art.extra.get("config_dir", art.path)), cfg.batch_size, art.format)
+        res["eval"]["split"] = split
+        return res
     if task.kind not in ("classification", "regression"):
         raise ConfigError(f"eval of {task.kind!r} tasks is not supported for {art.format} artifacts yet")
     from ..models.hf import load_tokenizer
