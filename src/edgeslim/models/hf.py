@@ -33,7 +33,12 @@ def go_offline() -> None:
 
 def transformers():
     """Import transformers offline and quiet."""
+    import logging
+
     go_offline()
+    # torchao (pulled in by the executorch extra) logs missing CUDA kernels and pytree notices on import
+    for name in ("torchao", "torchao.kernel.intmm", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     tf = require("transformers")
     tf.logging.set_verbosity_error()
     tf.utils.logging.disable_progress_bar()
