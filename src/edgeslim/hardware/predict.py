@@ -81,8 +81,9 @@ class Prediction:
     seq_len: int
     latency_ms: float
     energy_mj: float
-    bound: str                       # "memory" if memory-bound ops take most of the time, else "compute"
+    bound: str                       # where most predicted time goes: "memory", "compute" or "overhead" (launches)
     memory_bound_share: float        # share of predicted time spent in memory-bound ops
+    overhead_share: float            # share of predicted time in per-op and fixed overheads
     rows: tuple[OpPrediction, ...]
     params: int
     model_bytes: int
@@ -123,7 +124,7 @@ class Prediction:
 
     def to_dict(self, ops: bool = True) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in ("hardware", "precision", "batch", "seq_len", "latency_ms", "energy_mj",
-                                          "bound", "memory_bound_share", "params", "model_bytes", "macs", "flops",
+                                          "bound", "memory_bound_share", "overhead_share", "params", "model_bytes", "macs", "flops",
                                           "traffic_bytes", "energy_breakdown_mj", "utilisation",
                                           "bandwidth_utilisation", "calibrated", "efficiency_source", "label")}
         d["intensity"] = round(self.intensity, 3)
@@ -153,15 +154,19 @@ def predict_cost(cost: ModelCost, profile: HardwareProfile, efficiency: Efficien
         rows.append(OpPrediction(op, compute_ms, memory_ms, t, "compute" if compute_ms >= memory_ms else "memory",
                                  energy))
     latency = sum(r.time_ms for r in rows) + eff.fixed_overhead_us / 1e3
-    mem_time = sum(r.time_ms for r in rows if r.bound == "memory")
+    # the verdict compares where the time goes: memory-bound ops, compute-bound ops, or fixed overheads
+    mem_time = sum(r.time_ms - eff.op_overhead_us / 1e3 for r in rows if r.bound == "memory")
+    comp_time = sum(r.time_ms - eff.op_overhead_us / 1e3 for r in rows if r.bound == "compute")
+    over_time = latency - mem_time - comp_time
+    bound = max((mem_time, "memory"), (comp_time, "compute"), (over_time, "overhead"))[1]
     e_compute = sum(r.cost.flops / 2 for r in rows) * pj_mac * 1e-9
     e_dram = sum(r.cost.bytes for r in rows) * pj_byte * 1e-9
     e_static = profile.power_idle_w.value * latency      # W * ms = mJ
     flops, traffic = cost.flops, cost.bytes
     return Prediction(
         hardware=profile.name, precision=prec, batch=cost.batch, seq_len=cost.seq_len, latency_ms=latency,
-        energy_mj=e_compute + e_dram + e_static, bound="memory" if mem_time / latency > 0.5 else "compute",
-        memory_bound_share=mem_time / latency, rows=tuple(rows), params=cost.params, model_bytes=cost.model_bytes,
+        energy_mj=e_compute + e_dram + e_static, bound=bound, memory_bound_share=mem_time / latency,
+        overhead_share=over_time / latency, rows=tuple(rows), params=cost.params, model_bytes=cost.model_bytes,
         macs=cost.macs, flops=flops, traffic_bytes=traffic,
         energy_breakdown_mj={"compute": e_compute, "dram": e_dram, "static": e_static},
         utilisation=flops / (latency / 1e3) / peak, bandwidth_utilisation=traffic / (latency / 1e3) / bw,
@@ -231,6 +236,7 @@ def crossover(model_or_config: Any, profile: str | HardwareProfile, *, axis: str
         b, s = (v, seq_len) if axis == "batch" else (batch, v)
         p = predict_cost(model_cost(cfg, batch=b, seq_len=s, precision=precision), prof)
         rows.append({axis: v, "bound": p.bound, "memory_bound_share": round(p.memory_bound_share, 3),
+                     "overhead_share": round(p.overhead_share, 3),
                      "latency_ms": p.latency_ms, "intensity": round(p.intensity, 2),
                      "ridge": round(prof.ridge_point(precision), 2), "utilisation": p.utilisation})
     return rows
