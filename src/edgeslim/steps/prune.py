@@ -44,7 +44,7 @@ class PruneConfig:
     distill: bool = True             # recovery loss mixes soft labels of the unpruned model (KL, temperature T)
     kd_alpha: float = 0.5
     kd_temperature: float = 2.0
-    lr: float = 5e-5
+    lr: float = 1e-4                 # recovery peak learning rate (the teacher's fine-tuning default)
     batch_size: int = 32
     max_length: int = 128
     target_params: int | None = None       # prune (up to heads/ffn ratios) until params <= this

@@ -23,6 +23,8 @@ def register(app: typer.Typer) -> None:
         recover_minutes: float = typer.Option(0.0, help="Recovery fine-tuning budget in minutes."),
         iterations: int = typer.Option(1, help="Prune in this many rounds, recovering after each."),
         distill: bool = typer.Option(True, help="Recovery also matches the unpruned model's soft labels."),
+        lr: float = typer.Option(1e-4, help="Recovery peak learning rate."),
+        calib_samples: int = typer.Option(512, help="Training examples used to score importance."),
         target_params: Optional[int] = typer.Option(None, help="Prune (up to --heads/--ffn) to <= this many params."),
         target_latency_ms: Optional[float] = typer.Option(None, help="... or to <= this batch-1 latency."),
         latency_source: str = typer.Option("onnxruntime", help="onnxruntime (measured) or a hardware profile name."),
@@ -38,7 +40,8 @@ def register(app: typer.Typer) -> None:
         from .prune import PruneConfig, prune
 
         cfg = PruneConfig(heads=heads, ffn=ffn, drop_layers=drop_layers, vocab=vocab, score=score, scope=scope,
-                          recover_minutes=recover_minutes, iterations=iterations, distill=distill,
+                          recover_minutes=recover_minutes, iterations=iterations, distill=distill, lr=lr,
+                          calib_samples=calib_samples,
                           target_params=target_params, target_latency_ms=target_latency_ms,
                           latency_source=latency_source)
         src = source_artifact(model)
