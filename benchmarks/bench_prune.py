@@ -43,8 +43,10 @@ def row(name: str, model: Any, tok: Any, task: Any, ref_preds: np.ndarray | None
     out = dev_outputs(model, tok, task)
     preds = out.argmax(-1)
     labels = np.array([e.label for e in task.load("dev")])
-    r = {"model": name, "params": count_params(model), "embedding_params": model.get_input_embeddings().weight.numel(),
-         "vocab": model.config.vocab_size, "weights_mb": weights_mb(model), "dev_accuracy": float((preds == labels).mean()),
+    r = {"model": name, "params": count_params(model),
+         "embedding_params": model.get_input_embeddings().weight.numel(),
+         "vocab": model.config.vocab_size, "weights_mb": weights_mb(model),
+         "dev_accuracy": float((preds == labels).mean()),
          "preds_differ_from_teacher": None if ref_preds is None else int((preds != ref_preds).sum())}
     return r, preds
 

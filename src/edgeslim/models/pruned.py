@@ -213,7 +213,8 @@ def _read_state_dict(path: Path) -> dict[str, Any]:
         import torch
 
         return torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    raise ModelError(f"{path} holds no single-file weights (model.safetensors); sharded pruned models are not supported")
+    raise ModelError(f"{path} holds no single-file weights (model.safetensors); "
+                     "sharded pruned models are not supported")
 
 
 def count_params(model: Any) -> int:

@@ -194,6 +194,7 @@ def recover(net: Any, teacher: Any | None, tok: Any, task: Any, cfg: PruneConfig
     import torch
     import torch.nn.functional as F
 
+    from ..distill.losses import LossContext, Outputs, soft_label_kl
     from ..progress import progress_bar
     from ..train.finetune import lr_factor
     from ..train.text import collate, encode, length_grouped_batches
@@ -228,8 +229,8 @@ def recover(net: Any, teacher: Any | None, tok: Any, task: Any, cfg: PruneConfig
                     if task.kind == "regression":
                         kd = F.mse_loss(out.logits, t_logits)
                     else:
-                        kd = F.kl_div(F.log_softmax(out.logits / T, -1), F.softmax(t_logits / T, -1),
-                                      reduction="batchmean") * T * T
+                        kd = soft_label_kl(Outputs(logits=out.logits), Outputs(logits=t_logits),
+                                           LossContext(temperature=T))
                     loss = (1 - a) * loss + a * kd
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)

@@ -130,7 +130,8 @@ def prune_embeddings(model: Any, keep_ids: Sequence[int]) -> Any:
     old_to_new = {int(o): n for n, o in enumerate(keep.tolist())}
     cfg = model.config
     pad = emb.padding_idx if emb.padding_idx is not None else getattr(cfg, "pad_token_id", None)
-    new_emb = torch.nn.Embedding(len(keep), emb.embedding_dim, padding_idx=old_to_new.get(pad) if pad is not None else None)
+    new_pad = old_to_new.get(pad) if pad is not None else None
+    new_emb = torch.nn.Embedding(len(keep), emb.embedding_dim, padding_idx=new_pad)
     with torch.no_grad():
         new_emb.weight.copy_(emb.weight[keep])
     model.set_input_embeddings(new_emb)
