@@ -78,3 +78,20 @@ def test_unknown_task_and_missing_split(tmp_path, monkeypatch):
         get_task("qnli").load("train")
     with pytest.raises(DataError, match="sst2 dev data not found at .*EDGESLIM_DATA"):
         get_task("sst2").load("dev")
+
+
+def test_stsb_regression_format(tmp_path, monkeypatch):
+    d = tmp_path / "glue" / "STS-B"
+    d.mkdir(parents=True)
+    head = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"
+    rows = ["0\tmain-captions\tMSRvid\t2012test\t0001\tnone\tnone\tA plane is taking off.\tAn air plane is taking off.\t5.000",
+            "1\tmain-captions\tMSRvid\t2012test\t0004\tnone\tnone\tA man plays a flute.\tA man plays a guitar.\t1.6"]
+    (d / "dev.tsv").write_text("\n".join([head] + rows) + "\n")
+    monkeypatch.setenv("EDGESLIM_DATA", str(tmp_path))
+    t = get_task("stsb")
+    ex = t.load("dev")
+    assert t.kind == "regression" and t.num_labels == 1
+    assert [e.label for e in ex] == [5.0, 1.6] and ex[1].text_b == "A man plays a guitar."
+    (d / "dev.tsv").write_text("\n".join([head, rows[0].replace("5.000", "high")]) + "\n")
+    with pytest.raises(DataError, match="dev.tsv:2: score 'high' is not a number"):
+        t.load("dev")
