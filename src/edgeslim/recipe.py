@@ -53,6 +53,7 @@ STEP_MODULES: list[str] = [
     "edgeslim.steps.evaluate",
     "edgeslim.steps.export_onnx",
     "edgeslim.steps.prune",
+    "edgeslim.steps.quantize",
 ]
 
 

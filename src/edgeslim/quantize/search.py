@@ -1,0 +1,233 @@
+"""Accuracy-goal search: the fastest quantized candidate whose metric stays within `max_drop` of FP32.
+
+Candidates are schemes (dynamic INT8, static INT8 per calibration method, FP16 on request) and mixed-precision
+variants of the best static scheme that keep its top-k most sensitive MatMul/Gemm groups in FP32. Every
+candidate is scored on a dev subset (screening) and timed against FP32 in interleaved rounds; candidates that
+pass screening (with a small slack) are re-scored on the full dev set, and the fastest that meets the goal wins.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..errors import ConfigError, StepError
+from .onnx_schemes import MatMulGroup, Scheme, parse_scheme, quantize_onnx
+from .scoring import OnnxScorer
+
+
+@dataclass(frozen=True)
+class Goal:
+    """Largest allowed metric drop: absolute points (0.5 = half a point of accuracy) or % of the FP32 metric."""
+
+    max_drop: float
+    relative: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_drop, (int, float)) or self.max_drop < 0:
+            raise ConfigError(f"quantize: max_drop must be >= 0 (points, or '1%' for relative), got {self.max_drop!r}")
+
+    def allowed_points(self, fp32_metric: float) -> float:
+        """The allowed drop in points (metric x 100) for a model whose FP32 metric is `fp32_metric`."""
+        return self.max_drop * fp32_metric if self.relative else self.max_drop
+
+    def __str__(self) -> str:
+        return f"{self.max_drop:g}% of FP32" if self.relative else f"{self.max_drop:g} points"
+
+
+def parse_goal(value: float | int | str) -> Goal:
+    """0.5 or '0.5' -> 0.5 points absolute; '1%' -> 1% of the FP32 metric. Negative values are rejected."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Goal(float(value))
+    m = re.fullmatch(r"\s*(-?[0-9]*\.?[0-9]+)\s*(%?)\s*", str(value))
+    if not m:
+        raise ConfigError(f"quantize: max_drop must be a number of points (0.5) or a percentage ('1%'), got {value!r}")
+    return Goal(float(m.group(1)), relative=bool(m.group(2)))
+
+
+@dataclass
+class Candidate:
+    """One quantized model tried by the search, with everything measured about it."""
+
+    scheme: Scheme
+    path: Path
+    size_bytes: int
+    build_seconds: float
+    screen_metric: float
+    screen_drop: float                     # points
+    screen_sqnr_db: float
+    dev_metric: float | None = None
+    dev_drop: float | None = None
+    latency_p50_ms: float | None = None
+    speedup: float | None = None           # FP32 time / this model's time (paired, interleaved)
+    meets_goal: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("scheme", "path")}
+        d["scheme"] = self.scheme.name
+        d["precision"] = self.scheme.precision
+        d["excluded_groups"] = list(self.scheme.exclude)
+        return d
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """What the search tries and how much CPU it may spend."""
+
+    goal: Goal
+    schemes: tuple[str, ...] = ("dynamic", "static-minmax", "static-percentile", "static-entropy")
+    mixed_k: tuple[int, ...] = (2, 4, 8)        # mixed candidates keep this many most sensitive groups in FP32
+    screen_slack: float = 0.5                  # points: screening keeps candidates within goal + slack
+    latency_seq_len: int = 128
+    latency_rounds: int = 5
+    latency_iters: int = 20
+    per_channel: bool = True
+    embeddings: bool = True
+
+
+@dataclass
+class SearchResult:
+    """Every candidate, the chosen one, and how everything was measured."""
+
+    goal: Goal
+    fp32: dict[str, Any]
+    candidates: list[Candidate]
+    chosen: Candidate | None
+    sensitivity: Any = None                    # SensitivityReport of the base static scheme, if run
+    latency: dict[str, Any] = field(default_factory=dict)
+    evaluated_on: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"goal": str(self.goal), "fp32": self.fp32, "candidates": [c.to_dict() for c in self.candidates],
+                "chosen": self.chosen.scheme.name if self.chosen else None,
+                "sensitivity": self.sensitivity.to_dict() if self.sensitivity else None,
+                "latency": self.latency, "evaluated_on": self.evaluated_on}
+
+    def to_markdown(self) -> str:
+        e = self.evaluated_on
+        f = self.fp32
+        lines = [f"Goal: drop <= {self.goal}. FP32 {f['metric_name']}: screen {f['screen_metric']:.4f}, dev "
+                 f"{f['dev_metric']:.4f}. Screen = {e['screen']['examples']} dev examples, dev = "
+                 f"{e['dev']['examples']}; batch {e['dev']['batch_size']}, padding {e['dev']['padding']}. Latency: "
+                 f"batch 1, sequence {self.latency.get('seq_len')}, interleaved rounds, speed-up = FP32 time / "
+                 "model time (paired median).", "",
+                 "| scheme | FP32 groups | size (MB) | screen | screen drop | SQNR (dB) | dev | dev drop | p50 (ms) "
+                 "| speed-up | meets goal |",
+                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        fmt = lambda v, p: "-" if v is None else f"{v:.{p}f}"  # noqa: E731
+        for c in self.candidates:
+            mark = " **chosen**" if c is self.chosen else ""
+            lines.append(f"| {c.scheme.name}{mark} | {len(c.scheme.exclude)} | {c.size_bytes / 1e6:.1f} | "
+                         f"{c.screen_metric:.4f} | {c.screen_drop:+.2f} | {c.screen_sqnr_db:.1f} | "
+                         f"{fmt(c.dev_metric, 4)} | {fmt(c.dev_drop, 2)} | {fmt(c.latency_p50_ms, 2)} | "
+                         f"{fmt(c.speedup, 2)} | {'-' if c.meets_goal is None else ('yes' if c.meets_goal else 'no')} |")
+        return "\n".join(lines) + "\n"
+
+
+def latency_inputs(seq_len: int, vocab_hint: int = 1000) -> dict[str, Any]:
+    """A batch-1 input of `seq_len` tokens (fixed ids, full attention) for timing."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1000 if vocab_hint > 2000 else 5, vocab_hint, size=(1, seq_len), dtype=np.int64)
+    return {"input_ids": ids, "attention_mask": np.ones((1, seq_len), np.int64),
+            "token_type_ids": np.zeros((1, seq_len), np.int64)}
+
+
+def time_models(models: dict[str, Path], reference: str, seq_len: int, rounds: int, iters: int,
+                threads: int = 2, vocab_hint: int = 1000) -> Any:
+    """compare_latency over ONNX Runtime sessions of `models` on one batch-1 input."""
+    from ..measure import compare_latency
+    from ..runtime.onnx_rt import make_session
+
+    feed = latency_inputs(seq_len, vocab_hint)
+    fns: dict[str, Callable[[], Any]] = {}
+    for name, path in models.items():
+        sess = make_session(path, threads)
+        names = [i.name for i in sess.get_inputs()]
+        fns[name] = (lambda s=sess, f={n: feed[n] for n in names}: s.run(None, f))
+    return compare_latency(fns, reference=reference, rounds=rounds, iters=iters, warmup=5)
+
+
+def search_quantized(fp32_model: Path, scorer: OnnxScorer, settings: SearchSettings, workdir: Path, *,
+                     calibration: Sequence[dict[str, Any]], groups: Sequence[MatMulGroup], vocab_hint: int = 1000, pad_id: int = 0,
+                     log: Callable[[str], None] = lambda s: None) -> SearchResult:
+    """Build, score and time every candidate; pick the fastest meeting the goal on the full dev set.
+
+    `fp32_model` should be pre-processed (see onnx_schemes.preprocess); `scorer` must hold sets "screen" and "dev".
+    Raises StepError "no candidate meets ..." listing the best candidates found when none meets the goal.
+    """
+    from .sensitivity import analyse_sensitivity
+
+    workdir = Path(workdir)
+    cache = workdir / "calibration-cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    metric_name = scorer.task.primary
+    fp32_screen = scorer.metric(fp32_model, "screen")
+    fp32_dev = scorer.metric(fp32_model, "dev")
+    allowed = settings.goal.allowed_points(fp32_dev)
+    log(f"FP32 {metric_name}: screen {fp32_screen:.4f}, dev {fp32_dev:.4f}; allowed drop {allowed:.3f} points")
+
+    def build(scheme: Scheme) -> Candidate:
+        out = workdir / f"{scheme.name}.onnx"
+        t0 = time.perf_counter()
+        quantize_onnx(fp32_model, out, scheme, calibration=calibration, groups=groups, cache_dir=cache,
+                      pad_id=pad_id)
+        secs = time.perf_counter() - t0
+        m = scorer.metric(out, "screen")
+        c = Candidate(scheme, out, out.stat().st_size, round(secs, 2), m, round((fp32_screen - m) * 100, 4),
+                      round(scorer.sqnr(fp32_model, out, "screen"), 3))
+        log(f"{scheme.name}: screen {m:.4f} (drop {c.screen_drop:+.2f}), SQNR {c.screen_sqnr_db:.1f} dB, "
+            f"{c.size_bytes / 1e6:.1f} MB, built in {secs:.1f}s")
+        return c
+
+    base = [dataclasses.replace(parse_scheme(s, per_channel=settings.per_channel), embeddings=settings.embeddings)
+            for s in settings.schemes]
+    candidates = [build(s) for s in base]
+    sensitivity = None
+    statics = [c for c in candidates if c.scheme.kind == "static"]
+    ks = sorted({k for k in settings.mixed_k if 0 < k < len(groups)})
+    if statics and ks:
+        best_static = max(statics, key=lambda c: (c.screen_metric, c.screen_sqnr_db))
+        log(f"sensitivity of {len(groups)} groups under {best_static.scheme.name} ...")
+        sensitivity = analyse_sensitivity(fp32_model, best_static.scheme, scorer, "screen", groups, workdir,
+                                          calibration=calibration, cache_dir=cache, pad_id=pad_id)
+        ranking = sensitivity.ranking()
+        for k in ks:
+            candidates.append(build(dataclasses.replace(best_static.scheme, exclude=tuple(ranking[:k]))))
+
+    comp = time_models({"fp32": fp32_model, **{c.scheme.name: c.path for c in candidates}}, "fp32",
+                       settings.latency_seq_len, settings.latency_rounds, settings.latency_iters, scorer.threads,
+                       vocab_hint)
+    for c in candidates:
+        c.latency_p50_ms = round(comp.stats[c.scheme.name].p50_ms, 3)
+        c.speedup = round(comp.speedup(c.scheme.name), 3)
+    latency = {"seq_len": settings.latency_seq_len, "batch": 1, "fp32_p50_ms": round(comp.stats["fp32"].p50_ms, 3),
+               "comparison": comp.to_dict()}
+
+    for c in candidates:
+        if c.screen_drop <= allowed + settings.screen_slack:
+            m = scorer.metric(c.path, "dev")
+            c.dev_metric = m
+            c.dev_drop = round((fp32_dev - m) * 100, 4)
+            c.meets_goal = c.dev_drop <= allowed + 1e-9
+        else:
+            c.meets_goal = False
+    winners = sorted([c for c in candidates if c.meets_goal], key=lambda c: -(c.speedup or 0))
+    result = SearchResult(settings.goal, {"metric_name": metric_name, "screen_metric": fp32_screen,
+                                          "dev_metric": fp32_dev, "allowed_drop_points": allowed},
+                          candidates, winners[0] if winners else None, sensitivity, latency,
+                          {"screen": scorer.describe("screen"), "dev": scorer.describe("dev")})
+    if result.chosen is None:
+        ranked = sorted(candidates, key=lambda c: (c.dev_drop if c.dev_drop is not None else 1e9, c.screen_drop))
+        best = "; ".join(
+            f"{c.scheme.name}: " + (f"dev drop {c.dev_drop:.2f}" if c.dev_drop is not None else
+                                    f"screen drop {c.screen_drop:.2f}") + f" points, {c.speedup:.2f}x"
+            for c in ranked[:3])
+        raise StepError(f"no candidate meets max_drop {settings.goal} (allowed {allowed:.3f} points of "
+                        f"{metric_name} below FP32 {fp32_dev:.4f}); best found: {best}. Allow a larger max_drop, "
+                        "add mixed_k values, or keep the FP32 model")
+    return result
