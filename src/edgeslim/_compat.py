@@ -14,6 +14,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "onnxruntime": ("ONNX Runtime", "onnx"),
     "onnxscript": ("onnxscript", "onnx"),
     "executorch": ("ExecuTorch", "executorch"),
+    "torchao": ("torchao", "executorch"),
     "litert_torch": ("litert-torch", "litert"),
     "ai_edge_litert": ("ai-edge-litert", "litert"),
     "coremltools": ("coremltools", "coreml"),

@@ -18,7 +18,7 @@ app = typer.Typer(
 STATE: dict[str, Any] = {"quiet": False}
 
 # Modules that add commands to `app` with a `register(app)` function; each capability adds its own.
-COMMAND_MODULES: list[str] = ["edgeslim.steps.prune_cli", "edgeslim.hardware.cli", "edgeslim.quantize.cli"]
+COMMAND_MODULES: list[str] = ["edgeslim.steps.prune_cli", "edgeslim.hardware.cli", "edgeslim.quantize.cli", "edgeslim.steps.export_cli"]
 
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
 

@@ -52,6 +52,10 @@ STEP_MODULES: list[str] = [
     "edgeslim.train.finetune",
     "edgeslim.steps.evaluate",
     "edgeslim.steps.export_onnx",
+    "edgeslim.steps.export_litert",
+    "edgeslim.steps.export_executorch",
+    "edgeslim.steps.export_coreml",
+    "edgeslim.steps.export",
     "edgeslim.steps.prune",
     "edgeslim.steps.quantize",
 ]

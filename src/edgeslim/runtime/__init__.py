@@ -20,6 +20,9 @@ RUNTIMES: Registry[Loader] = Registry("runtime for artifact format")
 RUNTIME_MODULES: dict[str, str] = {
     "hf": "edgeslim.runtime.torch_rt",
     "onnx": "edgeslim.runtime.onnx_rt",
+    "tflite": "edgeslim.runtime.litert_rt",
+    "pte": "edgeslim.runtime.executorch_rt",
+    "mlpackage": "edgeslim.runtime.coreml_rt",
 }
 
 

@@ -45,4 +45,9 @@ def session_forward(sess: Any) -> Forward:
 @register_runtime("onnx")
 def load_onnx(art: ModelArtifact, threads: int = 2) -> Forward:
     """Load an ONNX artifact in ONNX Runtime (CPU)."""
-    return session_forward(make_session(onnx_file(art), threads))
+    forward = session_forward(make_session(onnx_file(art), threads))
+    if art.extra.get("static_shape"):  # exported without dynamic axes: pad/cut batches to the file's shape
+        from .static import static_shape, static_text_forward
+
+        return static_text_forward(forward, *static_shape(art.extra), int(art.extra.get("pad_id", 0)))
+    return forward
