@@ -213,3 +213,13 @@ def test_pruned_model_exports_to_onnx(tmp_path):
     with torch.no_grad():
         want = model(**x).logits.numpy()
     assert np.abs(sess.run(None, feed)[0] - want).max() < 1e-4
+
+
+def test_cli_rejects_bad_ratio_with_clear_error(tiny_bert_dir, tmp_path, capsys):
+    from edgeslim.cli import main
+
+    code = main(["prune", "--model", str(tiny_bert_dir), "--task", "sst2", "--heads", "1.0",
+                 "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "heads must be in [0, 1)" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
