@@ -36,7 +36,7 @@ def log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def study(threads: int, budget_s: float) -> dict[str, Any]:
+def study(threads: int, budget_s: float, rounds: int) -> dict[str, Any]:
     from edgeslim.hardware.calibrate import (calibrate_host, copy_bandwidth_gbs, gemm_gops, host_profile_dict,
                                              measure_samples, write_profile)
     from edgeslim.hardware.predict import error_summary, fit_efficiency, prediction_errors
@@ -50,7 +50,7 @@ def study(threads: int, budget_s: float) -> dict[str, Any]:
     order = []
     for i in range(max(len(FIT_SHAPES), len(HELDOUT_SHAPES))):
         order += [("fit", s) for s in FIT_SHAPES[i:i + 1]] + [("heldout", s) for s in HELDOUT_SHAPES[i:i + 1]]
-    samples = measure_samples([s for _, s in order], threads=threads, budget_s=budget_s, progress=log)
+    samples = measure_samples([s for _, s in order], threads=threads, rounds=rounds, budget_s=budget_s, progress=log)
     fit = [smp for (which, _), smp in zip(order, samples) if which == "fit"]
     held = [smp for (which, _), smp in zip(order, samples) if which == "heldout"]
     base = parse_profile(host_profile_dict(fp32, int8, bw, threads), where="host")
@@ -59,8 +59,10 @@ def study(threads: int, budget_s: float) -> dict[str, Any]:
     rows_fit = prediction_errors(base, fit, eff)
     rows_held = prediction_errors(base, held, eff)
     rows_default = prediction_errors(base, held)
-    for r, s in zip(rows_held, held):
-        r.update(p95_ms=s.extra["p95_ms"], p99_ms=s.extra["p99_ms"], n=s.extra["n"])
+    for rows, smp in ((rows_held, held), (rows_fit, fit)):
+        for r, s in zip(rows, smp):
+            r.update(round_p50_ms=s.extra["round_p50_ms"], pooled_p50_ms=s.extra["p50_ms"], p95_ms=s.extra["p95_ms"],
+                     p99_ms=s.extra["p99_ms"], n=s.extra["n"])
     data = host_profile_dict(fp32, int8, bw, threads, efficiency=eff,
                              extra={"fit_shapes": [s.name for s in fit],
                                     "fit_error_on_fit_shapes": error_summary(rows_fit),
@@ -97,20 +99,24 @@ def flips(rows: list[dict[str, Any]], axis: str) -> str:
     return (", ".join(changes) or f"none ({rows[0]['bound']} throughout)") + "  [" + " ".join(parts) + "]"
 
 
-def size_sweep(threads: int, budget_s: float, measure: bool) -> list[dict[str, Any]]:
+def size_sweep(threads: int, budget_s: float, rounds: int, measure: bool) -> list[dict[str, Any]]:
     from edgeslim.hardware import load_profile, model_cost, predict_cost, resolve_config
-    from edgeslim.hardware.measured import ShapeSpec, measure_shape
+    from edgeslim.hardware.measured import ShapeSpec, measure_shapes_rounds
 
     host = None
     try:
         host = load_profile("host")
     except Exception:  # noqa: BLE001 - the sweep still predicts the edge devices
         pass
+    specs = [ShapeSpec(layers, hidden, 128, vocab=30522, heads=max(1, hidden // 64) if hidden % 64 == 0 else 12)
+             for layers, hidden in SIZES]
+    measured = measure_shapes_rounds(specs, threads=threads, rounds=rounds, budget_s=budget_s, progress=log) \
+        if (measure and host is not None) else [None] * len(specs)
     rows = []
-    for layers, hidden in SIZES:
-        spec = ShapeSpec(layers, hidden, 128, vocab=30522, heads=max(1, hidden // 64) if hidden % 64 == 0 else 12)
+    for spec, m in zip(specs, measured):
         cfg = resolve_config(spec.config())
-        row: dict[str, Any] = {"layers": layers, "hidden": hidden, "params_m": round(model_cost(cfg).params / 1e6, 1)}
+        row: dict[str, Any] = {"layers": spec.layers, "hidden": spec.hidden,
+                               "params_m": round(model_cost(cfg).params / 1e6, 1)}
         for dev, precs in DEVICES.items():
             for prec in precs:
                 p = predict_cost(model_cost(cfg, seq_len=128, precision=prec), load_profile(dev))
@@ -120,12 +126,14 @@ def size_sweep(threads: int, budget_s: float, measure: bool) -> list[dict[str, A
             p = predict_cost(model_cost(cfg, seq_len=128), host)
             row["host/fp32 predicted"] = {"utilisation": round(p.utilisation, 4), "latency_ms": round(p.latency_ms, 3),
                                           "bound": p.bound}
-            if measure:
-                st = measure_shape(spec, threads=threads, budget_s=budget_s)
+            if m is not None:
                 flops = model_cost(cfg, seq_len=128).flops
-                row["host/fp32 measured"] = {"p50_ms": round(st.p50_ms, 3), "p95_ms": round(st.p95_ms, 3),
-                                             "utilisation": round(flops / (st.p50_ms / 1e3) / (host.peak("fp32") * 1e9), 4)}
-                log(f"size {row['params_m']}M: measured p50 {st.p50_ms:.2f} ms, predicted {p.latency_ms:.2f} ms")
+                ms = m["best_round_p50_ms"]
+                row["host/fp32 measured"] = {"best_round_p50_ms": round(ms, 3), "round_p50_ms": m["round_p50_ms"],
+                                             "p95_ms": m["p95_ms"],
+                                             "utilisation": round(flops / (ms / 1e3) / (host.peak("fp32") * 1e9), 4),
+                                             "rel_error_of_prediction": round(p.latency_ms / ms - 1, 4)}
+                log(f"size {row['params_m']}M: measured {ms:.2f} ms, predicted {p.latency_ms:.2f} ms")
         rows.append(row)
     return rows
 
@@ -148,9 +156,10 @@ def markdown(res: dict[str, Any]) -> str:
             s = st[key]["summary"]
             L += [f"## {title}", "", f"median |error| {s['median_abs_error']:.1%}, within 10%: "
                   f"{s['within_10pct']:.0%}, within 20%: {s['within_20pct']:.0%}, max {s['max_abs_error']:.1%} "
-                  f"(n = {s['n']})", "", "| shape | measured p50 ms | predicted ms | error | bound |", "|---|---|---|---|---|"]
+                  f"(n = {s['n']})", "", "| shape | measured ms (best round p50) | round p50s | predicted ms | error | bound |", "|---|---|---|---|---|---|"]
             for r in st[key]["rows"]:
-                L.append(f"| {r['shape']} | {r['measured_ms']:.2f} | {r['predicted_ms']:.2f} | {r['rel_error']:+.1%} "
+                L.append(f"| {r['shape']} | {r['measured_ms']:.2f} | {', '.join(f'{m:.1f}' for m in r['round_p50_ms'])} "
+                         f"| {r['predicted_ms']:.2f} | {r['rel_error']:+.1%} "
                          f"| {r['bound']} |")
             L.append("")
         s = st["heldout_uncalibrated"]["summary"]
@@ -175,7 +184,8 @@ def markdown(res: dict[str, Any]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--budget", type=float, default=1.5, help="seconds of timed calls per shape")
+    ap.add_argument("--budget", type=float, default=0.6, help="seconds of timed calls per shape and round")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds over all shapes")
     ap.add_argument("--no-study", action="store_true", help="skip the timed predictor study")
     ap.add_argument("--no-measure-sizes", action="store_true", help="size sweep: predicted only")
     args = ap.parse_args()
@@ -183,9 +193,9 @@ def main() -> None:
 
     res: dict[str, Any] = {"host": host_facts(), "threads": args.threads}
     if not args.no_study:
-        res["study"] = study(args.threads, args.budget)
+        res["study"] = study(args.threads, args.budget, args.rounds)
     res["crossover"] = crossovers()
-    res["sizes"] = size_sweep(args.threads, args.budget, not args.no_measure_sizes)
+    res["sizes"] = size_sweep(args.threads, args.budget, args.rounds, not args.no_measure_sizes)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "bench_profile.json").write_text(json.dumps(res, indent=2, default=str))
     md = markdown(res)

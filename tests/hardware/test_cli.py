@@ -65,3 +65,18 @@ def test_profile_host_uses_measured_p99(capsys, tiny_bert_dir, tmp_path, monkeyp
                        "--deadline-ms", "1000")
     assert code == 0 and "MEASURED on this host" in out and "PREDICTED" in out
     assert "real-time host: MEETS 1000 ms (measured p99" in out
+
+
+def test_hw_calibrate_no_fit_writes_loadable_host(capsys, tmp_path, monkeypatch):
+    """A real (short) calibration: GEMM fp32/int8 and copy bandwidth measured, host.yaml written and loadable."""
+    monkeypatch.setenv("EDGESLIM_HARDWARE_DIR", str(tmp_path))
+    code, out, _ = run(capsys, "hw", "calibrate", "--no-fit", "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert (tmp_path / "host.yaml").is_file() and d["name"] == "host"
+    from edgeslim.hardware import load_profile
+
+    host = load_profile("host")
+    assert host.peak("fp32") > 1 and host.peak("int8") > 1 and host.memory_bandwidth_gbs.value > 0.5
+    assert "measured by `edgeslim hw calibrate`" in host.peak_gops["fp32"].source
+    assert host.power_idle_w.estimate and not host.efficiency.fitted

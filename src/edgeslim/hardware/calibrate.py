@@ -38,8 +38,8 @@ def _gemm_model(n: int, int8: bool) -> bytes:
     return model.SerializeToString()
 
 
-def gemm_gops(n: int = 1024, int8: bool = False, threads: int = 2, iters: int = 20) -> dict[str, float]:
-    """Achievable ONNX Runtime GEMM throughput (giga-ops/s, 2 ops per MAC) at `threads` threads."""
+def gemm_gops(n: int = 1024, int8: bool = False, threads: int = 2, iters: int = 10) -> dict[str, float]:
+    """Achievable ONNX Runtime GEMM throughput (giga-ops/s, 2 ops per MAC) at `threads` threads (best round p50)."""
     ort = require("onnxruntime")
     import numpy as np
 
@@ -50,22 +50,27 @@ def gemm_gops(n: int = 1024, int8: bool = False, threads: int = 2, iters: int = 
     sess = ort.InferenceSession(_gemm_model(n, int8), so, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(1)
     a = rng.integers(0, 255, (n, n), dtype=np.uint8) if int8 else rng.standard_normal((n, n)).astype(np.float32)
-    st = measure_latency(lambda: sess.run(None, {"A": a}), warmup=3, iters=iters)
+    p50, best = _best_round(lambda: sess.run(None, {"A": a}), iters)
     ops = 2 * n ** 3
-    return {"gops_p50": ops / (st.p50_ms / 1e3) / 1e9, "gops_best": ops / (st.min_ms / 1e3) / 1e9,
-            "p50_ms": st.p50_ms, "n": n}
+    return {"gops_p50": ops / (p50 / 1e3) / 1e9, "gops_best": ops / (best / 1e3) / 1e9, "p50_ms": p50, "n": n}
 
 
-def copy_bandwidth_gbs(mbytes: int = 256, iters: int = 10) -> dict[str, float]:
+def _best_round(fn: Callable[[], Any], iters: int, rounds: int = 3) -> tuple[float, float]:
+    """(lowest round median, fastest call) over `rounds` rounds: the least-disturbed estimate on a shared machine."""
+    stats = [measure_latency(fn, warmup=2, iters=iters) for _ in range(rounds)]
+    return min(s.p50_ms for s in stats), min(s.min_ms for s in stats)
+
+
+def copy_bandwidth_gbs(mbytes: int = 256, iters: int = 6) -> dict[str, float]:
     """Memory copy bandwidth (GB/s) from a numpy copy of a buffer far larger than the caches (read + write)."""
     import numpy as np
 
     src = np.ones(mbytes * (1 << 20) // 8, dtype=np.float64)
     dst = np.empty_like(src)
-    st = measure_latency(lambda: np.copyto(dst, src), warmup=2, iters=iters)
+    p50, best = _best_round(lambda: np.copyto(dst, src), iters)
     moved = 2 * src.nbytes
-    return {"gbs_p50": moved / (st.p50_ms / 1e3) / 1e9, "gbs_best": moved / (st.min_ms / 1e3) / 1e9,
-            "p50_ms": st.p50_ms, "mbytes": mbytes}
+    return {"gbs_p50": moved / (p50 / 1e3) / 1e9, "gbs_best": moved / (best / 1e3) / 1e9, "p50_ms": p50,
+            "mbytes": mbytes}
 
 
 def host_profile_dict(fp32: dict[str, float], int8: dict[str, float], bw: dict[str, float], threads: int,
@@ -82,12 +87,12 @@ def host_profile_dict(fp32: dict[str, float], int8: dict[str, float], bw: dict[s
         "kind": "cpu",
         "peak_gops": {
             "fp32": {"value": round(fp32["gops_p50"], 1),
-                     "source": f"{how}: ONNX Runtime MatMul {fp32['n']}^3 fp32, p50"},
+                     "source": f"{how}: ONNX Runtime MatMul {fp32['n']}^3 fp32, best of 3 round medians"},
             "int8": {"value": round(int8["gops_p50"], 1),
-                     "source": f"{how}: ONNX Runtime MatMulInteger {int8['n']}^3 uint8 x int8, p50"},
+                     "source": f"{how}: ONNX Runtime MatMulInteger {int8['n']}^3 uint8 x int8, best of 3 round medians"},
         },
         "memory_bandwidth_gbs": {"value": round(bw["gbs_p50"], 2),
-                                 "source": f"{how}: numpy copy of {bw['mbytes']} MB (read + write), p50"},
+                                 "source": f"{how}: numpy copy of {bw['mbytes']} MB (read + write), best of 3 round medians"},
         "memory_gb": {"value": round(_mem_gb(), 1), "source": "/proc/meminfo MemTotal"},
         "power_active_w": {"value": active_w, "estimate": True,
                            "source": "estimate: no RAPL or power meter on this virtual machine; ~5 W per busy "
@@ -136,20 +141,20 @@ def write_profile(data: dict[str, Any], folder: str | Path | None = None) -> Pat
     return target
 
 
-def measure_samples(shapes: Sequence[Any], threads: int = 2, budget_s: float = 1.5,
+def measure_samples(shapes: Sequence[Any], threads: int = 2, rounds: int = 3, budget_s: float = 0.6,
                     progress: Callable[[str], None] | None = None) -> list[Any]:
-    """Time each ShapeSpec in ONNX Runtime fp32; returns predictor Samples (measured p50) with their spread."""
-    from .measured import measure_shape
+    """Time ShapeSpecs in ONNX Runtime fp32 in interleaved rounds; predictor Samples of the best round median."""
+    from .measured import measure_shapes_rounds
     from .predict import Sample, resolve_config
 
+    rows = measure_shapes_rounds(list(shapes), threads=threads, rounds=rounds, budget_s=budget_s, progress=progress)
     out = []
-    for spec in shapes:
-        t0 = time.perf_counter()
-        st = measure_shape(spec, threads=threads, budget_s=budget_s)
-        out.append(Sample(spec.name, resolve_config(spec.config()), spec.batch, spec.seq_len, "fp32", st.p50_ms,
-                          extra={"p95_ms": st.p95_ms, "p99_ms": st.p99_ms, "n": st.n}))
+    for spec, r in zip(shapes, rows):
+        out.append(Sample(spec.name, resolve_config(spec.config()), spec.batch, spec.seq_len, "fp32",
+                          r["best_round_p50_ms"], extra=r))
         if progress:
-            progress(f"{spec.name}: p50 {st.p50_ms:.2f} ms, p95 {st.p95_ms:.2f} ms ({time.perf_counter() - t0:.1f} s)")
+            progress(f"{spec.name}: best round p50 {r['best_round_p50_ms']:.2f} ms (round p50s "
+                     f"{', '.join(f'{m:.2f}' for m in r['round_p50_ms'])}; pooled p95 {r['p95_ms']:.2f})")
     return out
 
 

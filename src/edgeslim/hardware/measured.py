@@ -76,20 +76,61 @@ def iters_for(fn: Callable[[], Any], budget_s: float, lo: int = 5, hi: int = 200
     return int(max(lo, min(hi, budget_s / max(one, 1e-6))))
 
 
-def measure_shape(spec: ShapeSpec, threads: int = 2, budget_s: float = 1.5, workdir: str | Path | None = None
-                  ) -> LatencyStats:
-    """Export a random BERT of `spec`'s shape to ONNX and time it in ONNX Runtime (batch x seq_len)."""
+def shape_runner(spec: ShapeSpec, folder: str | Path, threads: int = 2) -> Callable[[], Any]:
+    """Export a random BERT of `spec`'s shape to ONNX in `folder`; return a callable running it in ONNX Runtime."""
     from ..models.tiny import tiny_bert
     from ..steps.export_onnx import export_text_model_to_onnx
 
     cfg = spec.config()
     model = tiny_bert("classification", layers=spec.layers, hidden=spec.hidden, heads=cfg["num_attention_heads"],
                       ffn=cfg["intermediate_size"], vocab=spec.vocab, max_positions=512)
+    path = export_text_model_to_onnx(model, Path(folder) / f"{spec.name}.onnx", seq_len=16)
+    return onnx_runner(path, text_feed(spec.batch, spec.seq_len, spec.vocab), threads)
+
+
+def measure_shape(spec: ShapeSpec, threads: int = 2, budget_s: float = 1.5, workdir: str | Path | None = None
+                  ) -> LatencyStats:
+    """Time a random BERT of `spec`'s shape in ONNX Runtime (batch x seq_len), after warm-up."""
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        path = export_text_model_to_onnx(model, Path(tmp) / "model.onnx", seq_len=16)
-        fn = onnx_runner(path, text_feed(spec.batch, spec.seq_len, spec.vocab), threads)
+        fn = shape_runner(spec, tmp, threads)
         time_calls(fn, 3)
         return measure_latency(fn, warmup=2, iters=iters_for(fn, budget_s))
+
+
+def measure_shapes_rounds(specs: list[ShapeSpec], threads: int = 2, rounds: int = 3, budget_s: float = 0.6,
+                          progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Time many shapes in interleaved rounds (every shape once per round, order rotated).
+
+    On a shared machine a neighbour's burst slows whichever shape is running; the least-disturbed round is the
+    best estimate of the undisturbed latency, so each shape reports `best_round_p50_ms` (the minimum over rounds
+    of that round's median) together with all round medians and the pooled p50/p95/p99.
+    """
+    import statistics
+
+    say = progress or (lambda s: None)
+    with tempfile.TemporaryDirectory() as tmp:
+        fns = []
+        for spec in specs:
+            fn = shape_runner(spec, tmp, threads)
+            time_calls(fn, 3)
+            fns.append((fn, iters_for(fn, budget_s, lo=3, hi=100)))
+        say(f"exported {len(specs)} shapes; timing {rounds} interleaved rounds")
+        samples: list[list[float]] = [[] for _ in specs]
+        medians: list[list[float]] = [[] for _ in specs]
+        for r in range(rounds):
+            order = list(range(len(specs)))
+            order = order[r % len(order):] + order[:r % len(order)]
+            for i in order:
+                fn, iters = fns[i]
+                s = time_calls(fn, iters)
+                samples[i].extend(s)
+                medians[i].append(statistics.median(s))
+            say(f"round {r + 1}/{rounds} done")
+    out = []
+    for spec, smp, med in zip(specs, samples, medians):
+        st = LatencyStats.from_samples(smp)
+        out.append({"shape": spec.name, "best_round_p50_ms": min(med), "round_p50_ms": med, **st.to_dict()})
+    return out
 
 
 def measure_artifact(art: Any, *, batch: int, seq_len: int, vocab: int, threads: int = 2, budget_s: float = 6.0,
