@@ -69,7 +69,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--teacher", default=str(ROOT / "runs" / "teacher-sst2"))
     ap.add_argument("--edgeslim", default=str(ROOT / "runs" / "quantize" / "teacher-auto"),
-                    help="edgeslim quantize artifact (made with `edgeslim quantize --scheme auto` if missing)")
+                    help="edgeslim quantize artifact (made by `edgeslim quantize --scheme auto`)")
     ap.add_argument("--optimum-python", default=os.environ.get("EDGESLIM_OPTIMUM_PYTHON",
                                                                "/work/optimum-venv/bin/python"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "quantize"))
@@ -79,11 +79,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="score only the first N dev sentences (smoke runs)")
     args = ap.parse_args()
 
-    import numpy as np
     import torch
 
     from edgeslim.artifact import ModelArtifact
-    from edgeslim.context import RunContext
     from edgeslim.measure import compare_latency, host_facts
     from edgeslim.models.hf import load_model, load_tokenizer
     from edgeslim.quantize.search import latency_inputs
@@ -103,11 +101,8 @@ def main() -> None:
     # 1. edgeslim's chosen model (the accuracy-goal search, max_drop 0.5 points on dev at batch 1)
     es_dir = Path(args.edgeslim)
     if not (es_dir / "edgeslim.json").is_file():
-        from edgeslim.steps.quantize import QuantizeConfig, quantize
-
-        print(f"running edgeslim quantize --scheme auto --max-drop 0.5 -> {es_dir}", flush=True)
-        quantize(ModelArtifact.load(teacher), QuantizeConfig(scheme="auto", max_drop=0.5),
-                 RunContext(es_dir, task="sst2"))
+        raise SystemExit(f"{es_dir} is not an artifact: make it first with `edgeslim quantize --model {teacher} "
+                         f"--scheme auto --max-drop 0.5 --task sst2 --out {es_dir}`")
     es = ModelArtifact.load(es_dir)
 
     # 2. the FP32 ONNX both quantizers start from (same exporter and opset as edgeslim's own export)

@@ -23,6 +23,8 @@ def register(app: typer.Typer) -> None:
         exclude: str = typer.Option("", help="Single scheme: groups kept FP32, comma-separated (layer.5.ffn_out)."),
         calibration_size: int = typer.Option(128, help="Train examples for static calibration."),
         screen_size: int = typer.Option(300, help="Dev examples used to screen candidates and for sensitivity."),
+        sensitivity_size: int = typer.Option(150, help="Screening examples used for the sensitivity analysis."),
+        dev_all: bool = typer.Option(False, "--dev-all", help="auto: score every candidate on the full dev set."),
         eval_batch_size: int = typer.Option(1, help="Batch size of every accuracy figure (1 = no padding)."),
         latency_seq_len: int = typer.Option(128, help="Sequence length of the batch-1 latency input."),
         target: str = typer.Option("host", help="Hardware profile for the speed-up prediction."),
@@ -41,6 +43,7 @@ def register(app: typer.Typer) -> None:
         cfg = QuantizeConfig(scheme=scheme, max_drop=max_drop, candidates=split(candidates),
                              mixed_k=tuple(int(k) for k in split(mixed_k)), keep_fp32=keep_fp32,
                              exclude=split(exclude), calibration_size=calibration_size, screen_size=screen_size,
+                             sensitivity_size=sensitivity_size, dev_all=dev_all,
                              eval_batch_size=eval_batch_size, latency_seq_len=latency_seq_len, target=target)
         src = source_artifact(model)
         task_name = task or src.task

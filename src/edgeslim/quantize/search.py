@@ -81,6 +81,8 @@ class SearchSettings:
     schemes: tuple[str, ...] = ("dynamic", "static-minmax", "static-percentile", "static-entropy")
     mixed_k: tuple[int, ...] = (2, 4, 8)        # mixed candidates keep this many most sensitive groups in FP32
     screen_slack: float = 0.5                  # points: screening keeps candidates within goal + slack
+    sensitivity_size: int = 150                # sensitivity runs on this many of the screening examples
+    dev_all: bool = False                      # score every candidate on the full dev set (not only finalists)
     latency_seq_len: int = 128
     latency_rounds: int = 5
     latency_iters: int = 20
@@ -192,8 +194,10 @@ def search_quantized(fp32_model: Path, scorer: OnnxScorer, settings: SearchSetti
     ks = sorted({k for k in settings.mixed_k if 0 < k < len(groups)})
     if statics and ks:
         best_static = max(statics, key=lambda c: (c.screen_metric, c.screen_sqnr_db))
-        log(f"sensitivity of {len(groups)} groups under {best_static.scheme.name} ...")
-        sensitivity = analyse_sensitivity(fp32_model, best_static.scheme, scorer, "screen", groups, workdir,
+        scorer.examples["sensitivity"] = list(scorer.examples["screen"])[:settings.sensitivity_size]
+        log(f"sensitivity of {len(groups)} groups under {best_static.scheme.name} "
+            f"({len(scorer.examples['sensitivity'])} examples) ...")
+        sensitivity = analyse_sensitivity(fp32_model, best_static.scheme, scorer, "sensitivity", groups, workdir,
                                           calibration=calibration, cache_dir=cache, pad_id=pad_id)
         ranking = sensitivity.ranking()
         for k in ks:
@@ -209,7 +213,7 @@ def search_quantized(fp32_model: Path, scorer: OnnxScorer, settings: SearchSetti
                "comparison": comp.to_dict()}
 
     for c in candidates:
-        if c.screen_drop <= allowed + settings.screen_slack:
+        if settings.dev_all or c.screen_drop <= allowed + settings.screen_slack:
             m = scorer.metric(c.path, "dev")
             c.dev_metric = m
             c.dev_drop = round((fp32_dev - m) * 100, 4)

@@ -38,7 +38,9 @@ class QuantizeConfig:
     exclude: tuple[str, ...] = ()        # explicit groups kept FP32 (single-scheme runs), e.g. [layer.5.ffn_out]
     calibration_size: int = 128          # train examples for static calibration (batch 1)
     calibration_split: str = "train"
-    screen_size: int = 300               # dev examples for screening candidates and sensitivity
+    screen_size: int = 300               # dev examples for screening candidates
+    sensitivity_size: int = 150          # of those, examples used for the per-group sensitivity analysis
+    dev_all: bool = False                # auto: score every candidate on full dev (default: finalists only)
     eval_batch_size: int = 1             # batch 1: what a device runs (no padding)
     max_length: int = 128
     latency_seq_len: int = 128
@@ -64,7 +66,8 @@ class QuantizeConfig:
 
         for c in self.candidates + (self.mixed_base,):
             parse_scheme(c)
-        for name in ("calibration_size", "screen_size", "eval_batch_size", "max_length", "latency_seq_len"):
+        for name in ("calibration_size", "screen_size", "sensitivity_size", "eval_batch_size", "max_length",
+                     "latency_seq_len"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"quantize: {name} must be >= 1, got {getattr(self, name)}")
         if self.keep_fp32 < 1:
@@ -174,8 +177,9 @@ def quantize(model: ModelArtifact, cfg: QuantizeConfig, ctx: RunContext) -> Mode
             if cfg.scheme == "mixed":
                 base = dataclasses.replace(parse_scheme(cfg.mixed_base, per_channel=cfg.per_channel),
                                            embeddings=cfg.embeddings)
+                scorer.examples["sensitivity"] = list(scorer.examples["screen"])[:cfg.sensitivity_size]
                 log(f"sensitivity of {len(groups)} groups under {base.name} ...")
-                sens = analyse_sensitivity(pre, base, scorer, "screen", groups, scratch, calibration=calib,
+                sens = analyse_sensitivity(pre, base, scorer, "sensitivity", groups, scratch, calibration=calib,
                                            cache_dir=scratch / "cache", pad_id=pad)
                 scheme = dataclasses.replace(base, exclude=tuple(sens.ranking()[:cfg.keep_fp32]))
             else:
@@ -239,6 +243,7 @@ def _run_search(pre: Path, scorer: Any, cfg: QuantizeConfig, scratch: Path, cali
 
     settings = SearchSettings(goal=parse_goal(cfg.max_drop), schemes=cfg.candidates, mixed_k=cfg.mixed_k,
                               latency_seq_len=cfg.latency_seq_len, per_channel=cfg.per_channel,
+                              sensitivity_size=cfg.sensitivity_size, dev_all=cfg.dev_all,
                               embeddings=cfg.embeddings)
     return search_quantized(pre, scorer, settings, scratch / "search", calibration=calib, groups=groups,
                             vocab_hint=len(tok), pad_id=tok.pad_token_id or 0, log=log)
