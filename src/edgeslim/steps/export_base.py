@@ -15,8 +15,7 @@ from ..context import RunContext
 from ..errors import ConfigError, StepError
 from ..fileio import atomic_dir
 from ..runtime.static import TEXT_INPUTS
-from .validate_export import (ExportCheck, calibration_batches_from_train, check_export, run_batches,
-                              sample_batches, tolerance_for)
+from .validate_export import ExportCheck, check_export, run_batches, sample_batches, tolerance_for
 
 DIMENSIONS = ("batch", "sequence")
 
@@ -203,23 +202,11 @@ class ExportJob:
     def calibration(self) -> list[dict[str, Any]]:
         """Static-shape calibration batches from the train split (random tokens without a task)."""
         if "calibration" not in self._cache:
-            batches = None
             if self.task:
-                try:
-                    from .quantize import calibration_batches  # the quantize step's helper, when present
-                except ImportError:
-                    calibration_batches = None
-                if calibration_batches is not None:
-                    try:
-                        batches = calibration_batches(self.tokenizer, self.task, n=self.calibration_n,
-                                                      max_length=self.seq_len, settings=self.ctx.settings,
-                                                      seed=self.ctx.seed)
-                    except TypeError:
-                        batches = None
-                if batches is None:
-                    batches = calibration_batches_from_train(self.tokenizer, self.task, n=self.calibration_n,
-                                                             max_length=self.seq_len, settings=self.ctx.settings,
-                                                             seed=self.ctx.seed)
+                from ..quantize.calibration import calibration_batches
+
+                batches = calibration_batches(self.task, self.tokenizer, n=self.calibration_n, seed=self.ctx.seed,
+                                              max_length=self.seq_len, settings=self.ctx.settings)
                 self._cache["calibration_source"] = f"{self.task} train, {self.calibration_n} examples"
             else:
                 batches, _ = sample_batches(self.tokenizer, None, n=self.calibration_n, max_length=self.seq_len,

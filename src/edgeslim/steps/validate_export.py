@@ -146,20 +146,3 @@ def sample_batches(tokenizer: Any, task_name: str | None, *, n: int = 64, batch_
                for b in length_grouped_batches(enc.lengths, batch_size, seed, shuffle=False)]
     return batches, where
 
-
-def calibration_batches_from_train(tokenizer: Any, task_name: str, *, n: int = 256, batch_size: int = 8,
-                                   max_length: int = 128, settings: Any = None, seed: int = 0) -> list[dict[str, Any]]:
-    """Calibration batches: `n` seeded-random examples of the task's train split (never the dev split)."""
-    import random
-
-    from ..tasks.base import get_task
-    from ..train.text import collate, encode, length_grouped_batches
-
-    task = get_task(task_name)
-    examples = task.load("train", settings)
-    rng = random.Random(seed)
-    pick = rng.sample(range(len(examples)), min(n, len(examples)))
-    enc = encode(tokenizer, [examples[i] for i in pick], max_length)
-    pad = tokenizer.pad_token_id or 0
-    return [collate(enc, b, pad, with_labels=False)
-            for b in length_grouped_batches(enc.lengths, batch_size, seed, shuffle=True)]
