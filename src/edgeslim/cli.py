@@ -18,7 +18,7 @@ app = typer.Typer(
 STATE: dict[str, Any] = {"quiet": False}
 
 # Modules that add commands to `app` with a `register(app)` function; each capability adds its own.
-COMMAND_MODULES: list[str] = ["edgeslim.steps.prune_cli", "edgeslim.hardware.cli", "edgeslim.quantize.cli", "edgeslim.steps.export_cli"]
+COMMAND_MODULES: list[str] = ["edgeslim.steps.prune_cli", "edgeslim.hardware.cli", "edgeslim.distill.cli", "edgeslim.quantize.cli", "edgeslim.steps.export_cli"]
 
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
 
@@ -184,11 +184,15 @@ def run_cmd(
     r = load_recipe(recipe)
     out = out or Path(r.out or Path("runs") / recipe.stem)
 
+    shown: dict[str, Any] = {}
+
     def on_step(i, step, art, cached, seconds):
         if not as_json:
             state = "cached" if cached else f"{seconds:.1f}s"
             typer.echo(f"[{i}/{len(r.steps)}] {step.name}: {art.path} ({state})")
-            for k, v in art.metrics.items():
+            new = {k: v for k, v in art.metrics.items() if shown.get(str(art.path), {}).get(k) != v}
+            shown[str(art.path)] = dict(art.metrics)
+            for k, v in new.items():
                 if isinstance(v, (int, float)):
                     typer.echo(f"      {k} = {v:.4f}" if isinstance(v, float) else f"      {k} = {v}")
                 elif isinstance(v, dict):

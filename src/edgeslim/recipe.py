@@ -48,6 +48,7 @@ def load_steps() -> None:
 
 # Modules that register steps; each capability adds its module here.
 STEP_MODULES: list[str] = [
+    "edgeslim.steps.distill",
     "edgeslim.steps.profile",
     "edgeslim.train.finetune",
     "edgeslim.steps.evaluate",
