@@ -273,6 +273,7 @@ def test_search_without_a_passing_candidate_raises_listing_best(fragile, tmp_pat
 
 
 def test_predict_speedup_from_profile_and_coverage(tiny_art, tmp_path):
+    from edgeslim.hardware import load_profile
     from edgeslim.models.tiny import save_tiny_bert
     from edgeslim.quantize.predict import predict_int8_speedup
 
@@ -281,10 +282,15 @@ def test_predict_speedup_from_profile_and_coverage(tiny_art, tmp_path):
     stat = predict_int8_speedup(hf, "raspberry-pi-5", scheme_kind="static", seq_len=64)
     fp16 = predict_int8_speedup(hf, "raspberry-pi-5", scheme_kind="fp16", seq_len=64)
     assert 0.5 < dyn.coverage < 1 and stat.coverage == 1.0 and fp16.coverage == 0.0
-    assert dyn.int8_throughput_ratio == 4.0                 # the profile's 614.4 / 153.6 GOP/s
+    pi = load_profile("raspberry-pi-5")
+    assert dyn.int8_throughput_ratio == round(pi.peak("int8") / pi.peak("fp32"), 3)
     assert stat.predicted_speedup >= dyn.predicted_speedup > 1.0 and dyn.faster
     assert fp16.predicted_speedup == 1.0 and not fp16.faster
     assert "raspberry-pi-5" in dyn.basis
+    npu = predict_int8_speedup(hf, "apple-a17-pro-ane", scheme_kind="dynamic", seq_len=64)
+    ane = load_profile("apple-a17-pro-ane")                 # no FP32 on the NPU: FP16 is the baseline
+    assert npu.detail["baseline"] == "fp16" and "INT8/FP16" in npu.verdict()
+    assert npu.int8_throughput_ratio == round(ane.peak("int8") / ane.peak("fp16"), 3)
 
 
 def test_cli_quantize_dynamic_and_bad_max_drop(tiny_art, tmp_path, capsys):

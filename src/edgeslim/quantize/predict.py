@@ -21,7 +21,7 @@ FASTER_MARGIN = 1.05      # predict "faster" only above a 5% speed-up
 
 @dataclass(frozen=True)
 class SpeedupPrediction:
-    """Predicted INT8 / FP32 speed-up of a model on a target, and what it rests on."""
+    """Predicted speed-up of INT8 over the float model (FP32; FP16 on devices without FP32) on a target."""
 
     target: str
     scheme_kind: str
@@ -40,7 +40,8 @@ class SpeedupPrediction:
     def verdict(self) -> str:
         word = "faster" if self.faster else "not faster"
         return (f"INT8 ({self.scheme_kind}) predicted {word} on {self.target}: {self.predicted_speedup:.2f}x "
-                f"(covers {self.coverage:.0%} of MACs, INT8/FP32 GEMM throughput {self.int8_throughput_ratio:.2f}x; "
+                f"(covers {self.coverage:.0%} of MACs, INT8/{self.detail.get('baseline', 'fp32').upper()} GEMM throughput "
+                f"{self.int8_throughput_ratio:.2f}x; "
                 f"{self.basis})")
 
 
@@ -60,18 +61,20 @@ def predict_int8_speedup(config_source: Any, target: str = "host", *, scheme_kin
         if target != "host":
             raise
         prof = None
-    if prof is not None and "int8" in prof.peak_gops:
-        p32 = predict_cost(cost32, prof)
+    if prof is not None and "int8" in prof.peak_gops and ("fp32" in prof.peak_gops or "fp16" in prof.peak_gops):
+        base = "fp32" if "fp32" in prof.peak_gops else "fp16"   # NPUs run float models in FP16
+        p32 = predict_cost(model_cost(cfg, batch=1, seq_len=seq_len, precision=base), prof)
         p8 = predict_cost(model_cost(cfg, batch=1, seq_len=seq_len, precision="int8"), prof)
         t8 = {(r.cost.layer, r.cost.op): r.time_ms for r in p8.rows}
         mixed = sum(t8.get((r.cost.layer, r.cost.op), r.time_ms) if r.cost.kind in kinds else r.time_ms
                     for r in p32.rows) + prof.efficiency.fixed_overhead_us / 1e3
         speed = p32.latency_ms / mixed
-        ratio = prof.peak("int8") / prof.peak("fp32")
+        ratio = prof.peak("int8") / prof.peak(base)
         fit = "calibrated" if prof.efficiency.fitted else "efficiency factors assumed, not fitted"
         basis = (f"hardware profile {prof.name!r} roofline ({fit}); INT8 time for {', '.join(kinds) or 'no'} ops, "
-                 "FP32 for the rest")
-        detail = {"fp32_ms": round(p32.latency_ms, 3), "int8_ms": round(mixed, 3), "profile": prof.name}
+                 f"{base.upper()} for the rest; baseline {base.upper()}")
+        detail = {"baseline": base, "baseline_ms": round(p32.latency_ms, 3), "int8_ms": round(mixed, 3),
+                  "profile": prof.name}
     elif prof is not None:
         speed, ratio = 1.0, 0.0
         basis = f"hardware profile {prof.name!r} lists no INT8 throughput: INT8 is not accelerated there"
