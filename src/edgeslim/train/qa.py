@@ -93,16 +93,9 @@ def collate_qa(feats: QAFeatures, batch: Sequence[int], pad_id: int, with_labels
     """Pad a batch of QA features to its longest window."""
     import torch
 
-    width = max(len(feats.input_ids[i]) for i in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    tti = torch.zeros_like(ids)
-    mask = torch.zeros_like(ids)
-    for r, i in enumerate(batch):
-        n = len(feats.input_ids[i])
-        ids[r, :n] = torch.tensor(feats.input_ids[i])
-        tti[r, :n] = torch.tensor(feats.token_type_ids[i])
-        mask[r, :n] = 1
-    out = {"input_ids": ids, "token_type_ids": tti, "attention_mask": mask}
+    from .text import pad_batch
+
+    out = pad_batch(feats.input_ids, feats.token_type_ids, batch, pad_id)
     if with_labels:
         out["start_positions"] = torch.tensor([feats.start_positions[i] for i in batch])
         out["end_positions"] = torch.tensor([feats.end_positions[i] for i in batch])

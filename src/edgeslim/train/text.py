@@ -55,20 +55,28 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int, *
     return batches
 
 
-def collate(enc: Encoded, batch: Sequence[int], pad_id: int = 0, *, with_labels: bool = True) -> dict[str, Any]:
-    """Pad one batch to its longest example; returns torch tensors."""
+def pad_batch(input_ids: Sequence[Sequence[int]], token_type_ids: Sequence[Sequence[int]], batch: Sequence[int],
+              pad_id: int = 0) -> dict[str, Any]:
+    """Pad the rows `batch` of ragged id lists to their longest: input_ids, token_type_ids, attention_mask."""
     import torch
 
-    width = max(len(enc.input_ids[i]) for i in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    width = max(len(input_ids[i]) for i in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)      # [batch, width]
     tti = torch.zeros((len(batch), width), dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
     for r, i in enumerate(batch):
-        n = len(enc.input_ids[i])
-        ids[r, :n] = torch.tensor(enc.input_ids[i])
-        tti[r, :n] = torch.tensor(enc.token_type_ids[i])
+        n = len(input_ids[i])
+        ids[r, :n] = torch.tensor(input_ids[i])
+        tti[r, :n] = torch.tensor(token_type_ids[i])
         mask[r, :n] = 1
-    out = {"input_ids": ids, "token_type_ids": tti, "attention_mask": mask}
+    return {"input_ids": ids, "token_type_ids": tti, "attention_mask": mask}
+
+
+def collate(enc: Encoded, batch: Sequence[int], pad_id: int = 0, *, with_labels: bool = True) -> dict[str, Any]:
+    """Pad one batch to its longest example; returns torch tensors (plus labels)."""
+    import torch
+
+    out = pad_batch(enc.input_ids, enc.token_type_ids, batch, pad_id)
     if with_labels:
         labels = [enc.labels[i] for i in batch]
         out["labels"] = torch.tensor(labels, dtype=torch.float if isinstance(labels[0], float) else torch.long)
