@@ -47,7 +47,7 @@ def convert_executorch(job: ExportJob, precision: str, out_file: Path, cfg: Targ
 
                 module = quantize_pt2e(module, example, job.calibration(),
                                        xnnpack_quantizer(dynamic=cfg.int8_scheme == "dynamic"))
-                facts.update(int8_scheme=cfg.int8_scheme, quantizer="XNNPACKQuantizer, symmetric per-channel",
+                facts.update(int8_scheme=cfg.int8_scheme, quantizer="XNNPACKQuantizer, symmetric per-channel, nn.Linear layers",
                              calibration=job._cache.get("calibration_source"))
             facts.update(lower_to_executorch(module, example, out_file))
     except EdgeslimError:

@@ -11,13 +11,23 @@ from typing import Any, Iterable
 from .._compat import require
 
 
-def xnnpack_quantizer(dynamic: bool = False) -> Any:
-    """ExecuTorch's XNNPACKQuantizer, symmetric per-channel INT8 weights (static or dynamic activations)."""
+def xnnpack_quantizer(dynamic: bool = False, linear_only: bool = True) -> Any:
+    """ExecuTorch's XNNPACKQuantizer, symmetric per-channel INT8 weights (static or dynamic activations).
+
+    `linear_only` (default) quantizes the nn.Linear layers only. With a global config the quantizer also
+    quantizes adds and muls, including the attention-mask add whose -3.4e38 entries blow up the observed
+    range: on the SST-2 MiniLM teacher that gave cosine 0.65 and 72% label agreement with FP32.
+    """
+    import torch
+
     require("executorch")
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
                                                                          get_symmetric_quantization_config)
 
-    return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic))
+    config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic)
+    if linear_only:
+        return XNNPACKQuantizer().set_module_type(torch.nn.Linear, config)
+    return XNNPACKQuantizer().set_global(config)
 
 
 def restore_integer_constants(gm: Any) -> int:
