@@ -98,6 +98,17 @@ def test_groups_name_every_sublayer(tiny_pre):
     assert len(groups["layer.1.attn_matmuls"].nodes) == 2 and not groups["layer.1.attn_matmuls"].weighted
 
 
+def test_dynamic_attn_also_quantizes_attention_matmuls(tiny_pre, tiny_art, calib, tmp_path):
+    import onnx
+
+    plain = onnx.load(str(quantize_onnx(tiny_pre, tmp_path / "d.onnx", Scheme("dynamic"))))
+    attn = onnx.load(str(quantize_onnx(tiny_pre, tmp_path / "da.onnx", Scheme("dynamic", attention=True))))
+    count = lambda m: sum(n.op_type == "MatMulInteger" for n in m.graph.node)  # noqa: E731
+    assert count(attn) == count(plain) + 4        # QK^T and PV in each of the 2 layers
+    assert sqnr_db(_logits(Path(tiny_art.path) / "model.onnx", calib), _logits(tmp_path / "da.onnx", calib)) > \
+        SQNR_FLOOR_STATIC_DB
+
+
 def test_dynamic_int8_sqnr_floor_and_size(tiny_pre, tiny_art, calib, tmp_path):
     out = quantize_onnx(tiny_pre, tmp_path / "dyn.onnx", Scheme("dynamic"))
     fp32_file = Path(tiny_art.path) / "model.onnx"
@@ -164,6 +175,14 @@ def test_max_drop_parsing_and_negative():
             QuantizeConfig(max_drop=bad)
     with pytest.raises(ConfigError, match="scheme must be one of"):
         QuantizeConfig(scheme="int4")
+    from edgeslim.quantize.onnx_schemes import parse_scheme
+
+    s = parse_scheme("dynamic-attn-pertensor")
+    assert (s.kind, s.attention, s.per_channel, s.name) == ("dynamic", True, False, "int8-dynamic-attn-pertensor")
+    assert parse_scheme("static").method == "minmax" and parse_scheme("static-entropy-pertensor").name == \
+        "int8-static-entropy-pertensor"
+    with pytest.raises(ConfigError, match="unknown scheme"):
+        parse_scheme("static-attn-x")
 
 
 def test_sensitivity_ranks_every_group(tiny_pre, tiny_art, calib, tmp_path):
@@ -202,7 +221,7 @@ def test_search_returns_model_meeting_goal_and_leaves_no_temp_files(tiny_art, tm
     assert list(cwd.iterdir()) == [] and _temp_entries() == before
     report = json.loads((Path(art.path) / "quantize_report.json").read_text())
     search = report["search"]
-    assert len(search["candidates"]) == 5        # 4 schemes + 1 mixed
+    assert len(search["candidates"]) == 8        # 7 schemes + 1 mixed
     chosen = next(c for c in search["candidates"] if c["scheme"] == search["chosen"])
     assert chosen["meets_goal"] and chosen["dev_drop"] <= 10
     assert chosen["speedup"] == max(c["speedup"] for c in search["candidates"] if c["meets_goal"])

@@ -13,10 +13,11 @@ def register(app: typer.Typer) -> None:
     @app.command("quantize")
     def quantize_cmd(
         model: str = typer.Option(..., "--model", "-m", help="FP32 ONNX artifact, or HF artifact (exported first)."),
-        scheme: str = typer.Option("auto", help="auto | dynamic | static[-minmax|-percentile|-entropy] | fp16 | mixed."),
+        scheme: str = typer.Option("auto", help="auto | dynamic[-attn][-pertensor] | static[-minmax|-percentile|-entropy] | fp16 | mixed."),
         max_drop: str = typer.Option("0.5", help="auto: allowed metric drop in points (0.5) or relative ('1%')."),
         task: Optional[str] = typer.Option(None, "--task", "-t", help="Task for calibration/scoring [artifact's]."),
-        candidates: str = typer.Option("dynamic,static-minmax,static-percentile,static-entropy",
+        candidates: str = typer.Option("dynamic,dynamic-attn,dynamic-pertensor,dynamic-attn-pertensor,"
+                                       "static-minmax,static-percentile,static-entropy",
                                        help="auto: schemes to try (comma-separated; add fp16 to try it)."),
         mixed_k: str = typer.Option("2,4,8", help="auto: mixed candidates keep k most sensitive groups FP32."),
         keep_fp32: int = typer.Option(4, help="mixed: number of most sensitive groups kept FP32."),

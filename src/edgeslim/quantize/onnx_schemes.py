@@ -44,6 +44,7 @@ class Scheme:
     exclude: tuple[str, ...] = ()              # group names (see matmul_groups) left in FP32
     activations: str = "uint8"                 # static activations: uint8 (x86 U8S8) | int8
     embeddings: bool = True                    # also store embedding tables (Gather) as INT8
+    attention: bool = False                    # dynamic: also quantize the activation x activation matmuls
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -57,6 +58,10 @@ class Scheme:
     @property
     def name(self) -> str:
         base = {"dynamic": "int8-dynamic", "static": f"int8-static-{self.method}", "fp16": "fp16"}[self.kind]
+        if self.kind == "dynamic" and self.attention:
+            base += "-attn"
+        if self.kind != "fp16" and not self.per_channel:
+            base += "-pertensor"
         return base + (f"+fp32x{len(self.exclude)}" if self.exclude else "")
 
     @property
@@ -69,6 +74,7 @@ class Scheme:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "method": self.method, "per_channel": self.per_channel,
                 "exclude": list(self.exclude), "activations": self.activations, "embeddings_int8": self.embeddings,
+                "attention_matmuls_int8": self.kind == "static" or (self.kind == "dynamic" and self.attention),
                 "weights": "int8 (signed)"
                 if self.kind != "fp16" else "fp16", "name": self.name, "precision": self.precision}
 
@@ -84,19 +90,23 @@ class MatMulGroup:
 
 
 def parse_scheme(name: str, *, per_channel: bool = True) -> Scheme:
-    """'dynamic', 'static' (= static-minmax), 'static-percentile', 'static-entropy' or 'fp16' -> Scheme."""
-    n = name.strip().lower()
-    if n in ("dynamic", "int8-dynamic"):
-        return Scheme("dynamic", per_channel=per_channel)
-    if n in ("static", "int8-static"):
-        return Scheme("static", "minmax", per_channel=per_channel)
-    m = re.fullmatch(r"(?:int8-)?static-(\w+)", n)
-    if m:
-        return Scheme("static", m.group(1), per_channel=per_channel)
+    """Scheme from its name: dynamic[-attn][-pertensor], static[-minmax|-percentile|-entropy][-pertensor], fp16.
+
+    `-attn`: dynamic INT8 also of the two attention matmuls (activation x activation); `-pertensor`: one weight
+    scale per tensor instead of per output channel.
+    """
+    n = name.strip().lower().removeprefix("int8-")
     if n == "fp16":
         return Scheme("fp16")
-    raise ConfigError(f"quantize: unknown scheme {name!r}; use dynamic, static, static-minmax, static-percentile, "
-                      "static-entropy, fp16, mixed or auto")
+    parts = n.split("-")
+    pc = per_channel and "pertensor" not in parts
+    rest = [p for p in parts[1:] if p != "pertensor"]
+    if parts[0] == "dynamic" and rest in ([], ["attn"]):
+        return Scheme("dynamic", per_channel=pc, attention=bool(rest))
+    if parts[0] == "static" and len(rest) <= 1:
+        return Scheme("static", rest[0] if rest else "minmax", per_channel=pc)
+    raise ConfigError(f"quantize: unknown scheme {name!r}; use dynamic[-attn][-pertensor], "
+                      "static[-minmax|-percentile|-entropy][-pertensor], fp16, mixed or auto")
 
 
 def _load(model: Any) -> Any:
@@ -314,7 +324,7 @@ def quantize_onnx(src: str | Path, dst: str | Path, scheme: Scheme, *, calibrati
             quantize_dynamic(str(src), str(dst), op_types_to_quantize=op_types,
                              per_channel=scheme.per_channel, reduce_range=reduce_range, weight_type=QuantType.QInt8,
                              nodes_to_quantize=include, nodes_to_exclude=exclude,
-                             extra_options={"MatMulConstBOnly": True})
+                             extra_options={"MatMulConstBOnly": not scheme.attention})
             return dst
         if not calibration:
             raise DataError("calibration set is empty: static quantization needs at least one batch of task data "

@@ -78,7 +78,8 @@ class SearchSettings:
     """What the search tries and how much CPU it may spend."""
 
     goal: Goal
-    schemes: tuple[str, ...] = ("dynamic", "static-minmax", "static-percentile", "static-entropy")
+    schemes: tuple[str, ...] = ("dynamic", "dynamic-attn", "dynamic-pertensor", "dynamic-attn-pertensor",
+                                 "static-minmax", "static-percentile", "static-entropy")
     mixed_k: tuple[int, ...] = (2, 4, 8)        # mixed candidates keep this many most sensitive groups in FP32
     screen_slack: float = 0.5                  # points: screening keeps candidates within goal + slack
     sensitivity_size: int = 150                # sensitivity runs on this many of the screening examples

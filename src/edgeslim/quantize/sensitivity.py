@@ -78,8 +78,8 @@ def analyse_sensitivity(fp32_model: Path, scheme: Scheme, scorer: OnnxScorer, wh
     fp32_metric = scorer.metric(fp32_model, which)
     rows = []
     for g in groups:
-        if scheme.kind == "dynamic" and not g.weighted:
-            continue  # dynamic INT8 only quantizes matmuls with a constant weight
+        if scheme.kind == "dynamic" and not scheme.attention and not g.weighted:
+            continue  # this dynamic scheme only quantizes matmuls with a constant weight
         out = Path(workdir) / f"sens-{g.name}.onnx"
         quantize_onnx(fp32_model, out, scheme, calibration=calibration, groups=groups, only=[g.name],
                       cache_dir=cache_dir, pad_id=pad_id)

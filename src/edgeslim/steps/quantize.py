@@ -22,7 +22,8 @@ from ..errors import ConfigError, StepError
 from ..fileio import atomic_dir, write_json, write_text
 from ..registry import register_step
 
-SCHEMES = ("auto", "dynamic", "static", "static-minmax", "static-percentile", "static-entropy", "fp16", "mixed")
+SCHEMES = ("auto", "dynamic", "dynamic-attn", "static", "static-minmax", "static-percentile", "static-entropy", "fp16",
+           "mixed")
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,8 @@ class QuantizeConfig:
 
     scheme: str = "auto"                 # one of SCHEMES
     max_drop: Any = 0.5                  # auto: metric points (0.5) or relative ("1%"); >= 0
-    candidates: tuple[str, ...] = ("dynamic", "static-minmax", "static-percentile", "static-entropy")
+    candidates: tuple[str, ...] = ("dynamic", "dynamic-attn", "dynamic-pertensor", "dynamic-attn-pertensor",
+                                 "static-minmax", "static-percentile", "static-entropy")
     mixed_k: tuple[int, ...] = (2, 4, 8)  # auto: mixed candidates keeping k most sensitive groups in FP32
     keep_fp32: int = 4                   # scheme=mixed: groups kept FP32
     mixed_base: str = "static-minmax"    # scheme=mixed: the INT8 scheme of the other groups
@@ -53,17 +55,21 @@ class QuantizeConfig:
     def __post_init__(self) -> None:
         from ..quantize.search import parse_goal
 
-        if self.scheme not in SCHEMES:
-            from ..registry import suggest
+        from ..quantize.onnx_schemes import parse_scheme
 
-            raise ConfigError(f"quantize: scheme must be one of {', '.join(SCHEMES)}, got {self.scheme!r}."
-                              f"{suggest(self.scheme, SCHEMES)}")
+        if self.scheme not in ("auto", "mixed"):
+            try:
+                parse_scheme(self.scheme)
+            except ConfigError:
+                from ..registry import suggest
+
+                raise ConfigError(f"quantize: scheme must be one of {', '.join(SCHEMES)} (dynamic/static also take "
+                                  f"-attn/-pertensor suffixes), got {self.scheme!r}.{suggest(self.scheme, SCHEMES)}"
+                                  ) from None
         parse_goal(self.max_drop)       # negative or malformed values fail here, before any work
         object.__setattr__(self, "candidates", tuple(self.candidates))
         object.__setattr__(self, "mixed_k", tuple(int(k) for k in self.mixed_k))
         object.__setattr__(self, "exclude", tuple(self.exclude))
-        from ..quantize.onnx_schemes import parse_scheme
-
         for c in self.candidates + (self.mixed_base,):
             parse_scheme(c)
         for name in ("calibration_size", "screen_size", "sensitivity_size", "eval_batch_size", "max_length",
@@ -163,7 +169,7 @@ def quantize(model: ModelArtifact, cfg: QuantizeConfig, ctx: RunContext) -> Mode
             files["quantize_report.md"] = result.to_markdown()
             sens = result.sensitivity
             if prediction:
-                dyn = [c for c in result.candidates if c.scheme.kind == "dynamic" and not c.scheme.exclude]
+                dyn = [c for c in result.candidates if c.scheme.name == "int8-dynamic"]
                 if dyn and prediction.scheme_kind == "dynamic":
                     report["prediction_check"] = {"predicted": prediction.predicted_speedup,
                                                   "measured": dyn[0].speedup,
@@ -228,7 +234,9 @@ def _predict(model: ModelArtifact, tok_dir: Path, cfg: QuantizeConfig, ctx: RunC
     src = Path(tok_dir) if (Path(tok_dir) / "config.json").is_file() else None
     if src is None:
         return None
-    kind = "dynamic" if cfg.scheme in ("auto", "dynamic") else ("fp16" if cfg.scheme == "fp16" else "static")
+    # ops in INT8: dynamic = weight matmuls; static and dynamic-attn also the attention matmuls
+    kind = "fp16" if cfg.scheme == "fp16" else ("dynamic" if cfg.scheme in ("auto", "dynamic", "dynamic-pertensor")
+                                                else "static")
     try:
         return predict_int8_speedup(src, cfg.target, scheme_kind=kind, seq_len=cfg.latency_seq_len,
                                     threads=ctx.threads)
