@@ -142,7 +142,8 @@ def main() -> None:
     (out / "bench_prune.md").write_text(table + "\n")
     print(table)
     if latency:
-        print(f"speedup spread over rounds: {rows[-2]['speedup_spread']}; host flags: {result['host'].get('flags')}")
+        print(f"speedup spread over rounds: {rows[-2]['speedup_spread']}; "
+              f"host CPU flags: {result['host'].get('cpu_flags')}")
 
 
 if __name__ == "__main__":
