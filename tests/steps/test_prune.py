@@ -223,3 +223,23 @@ def test_cli_rejects_bad_ratio_with_clear_error(tiny_bert_dir, tmp_path, capsys)
     assert code == 2
     assert "heads must be in [0, 1)" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_prune_as_recipe_step_then_onnx_export(tiny_data, tiny_bert_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from edgeslim.errors import RecipeError
+    from edgeslim.pipeline import run_recipe
+    from edgeslim.recipe import parse_recipe
+
+    with pytest.raises((RecipeError, ConfigError), match="heads must be in"):
+        parse_recipe({"model": str(tiny_bert_dir), "task": "sst2", "steps": [{"prune": {"heads": 1.5}}]})
+    r = parse_recipe({"model": str(tiny_bert_dir), "task": "sst2",
+                      "steps": [{"prune": {"heads": 0.5, "ffn": 0.25, "score": "magnitude", "vocab": "train"}},
+                                "export.onnx", "eval"]})
+    lineage = run_recipe(r, tmp_path / "run", quiet=True)
+    assert [s["step"] for s in lineage][1:] == ["prune", "export.onnx", "eval"]
+    pruned = ModelArtifact.load(lineage[1]["path"])
+    assert pruned.metrics["prune"]["after"]["heads_per_layer"] == [2, 2]
+    onnx_eval = lineage[-1]["metrics"]["sst2/dev"]       # the exported pruned model, scored in ONNX Runtime
+    assert onnx_eval["eval"]["n"] == 32
+    assert abs(onnx_eval["accuracy"] - pruned.metrics["accuracy"]) < 1e-9
