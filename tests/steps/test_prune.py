@@ -243,3 +243,11 @@ def test_prune_as_recipe_step_then_onnx_export(tiny_data, tiny_bert_dir, tmp_pat
     onnx_eval = lineage[-1]["metrics"]["sst2/dev"]       # the exported pruned model, scored in ONNX Runtime
     assert onnx_eval["eval"]["n"] == 32
     assert abs(onnx_eval["accuracy"] - pruned.metrics["accuracy"]) < 1e-9
+
+
+def test_measured_latency_target_unreachable_fails_before_training(tiny_data, tiny_bert_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    cfg = PruneConfig(heads=0.5, ffn=0.5, score="magnitude", target_latency_ms=1e-4, recover_minutes=5)
+    with pytest.raises(StepError, match=r"onnxruntime.*not reachable"):
+        prune(ModelArtifact.load(tiny_bert_dir), cfg, _ctx(tmp_path))
+    assert not (tmp_path / "out").exists()
