@@ -1,0 +1,78 @@
+"""Distillation ablation on SST-2: two students (about 2.2x and 4.4x fewer parameters than the teacher), each
+trained three ways for the same wall-clock budget: two-stage distillation, task distillation only, and no
+distillation (hard labels only; same teacher-sliced initialisation).
+
+Each run is one `edgeslim distill` command (run them one at a time under the shared CPU lock):
+
+    flock /tmp/edgeslim-heavy.lock .venv/bin/python benchmarks/bench_distill.py run A-2stage
+    ...
+    .venv/bin/python benchmarks/bench_distill.py table      # JSON + Markdown into benchmarks/out/, prints the table
+
+Students are saved under runs/distill/<name>.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TEACHER = "runs/teacher-sst2"
+GENERAL_MIN, TASK_MIN = 2.0, 5.0                 # the same total budget (7 min) for every variant of a student
+STUDENTS = {
+    "A": ["--student-layers", "3"],                                                    # depth 6 -> 3, pruned vocab
+    "B": ["--student-layers", "3", "--student-hidden", "256", "--student-ffn", "768"],  # + narrower
+}
+VARIANTS = {
+    "2stage": ["--stages", "general,task", "--general-minutes", str(GENERAL_MIN), "--task-minutes", str(TASK_MIN)],
+    "task-only": ["--stages", "task", "--task-minutes", str(GENERAL_MIN + TASK_MIN)],
+    "no-distill": ["--stages", "task", "--task-losses", "ce=1", "--task-minutes", str(GENERAL_MIN + TASK_MIN)],
+}
+RUNS = {f"{s}-{v}": STUDENTS[s] + VARIANTS[v] for s in STUDENTS for v in VARIANTS}
+
+
+def run(name: str) -> int:
+    cmd = [str(ROOT / ".venv/bin/edgeslim"), "-q", "distill", "--teacher", TEACHER, "--task", "sst2",
+           *RUNS[name], "--out", f"runs/distill/{name}", "--json"]
+    print(" ".join(cmd), flush=True)
+    return subprocess.call(cmd, cwd=ROOT)
+
+
+def table() -> str:
+    rows = []
+    teacher = json.loads((ROOT / TEACHER / "edgeslim.json").read_text())
+    # a repeated run keeps its earlier result as <name>-run1, -run2, ...
+    names = sorted(p.parent.name for p in (ROOT / "runs" / "distill").glob("*/edgeslim.json")
+                   if p.parent.name.split("-run")[0] in RUNS)
+    for name in names:
+        man = ROOT / "runs" / "distill" / name / "edgeslim.json"
+        m = json.loads(man.read_text())["metrics"]
+        d = m["distill"]
+        st = d["stages"]
+        rows.append({"run": name, "params": d["student_params"], "ratio": d["ratio"], "accuracy": m["accuracy"],
+                     "retention": d["retention"], "train_seconds": d["train_seconds"],
+                     "steps": {k: v["steps"] for k, v in st.items()},
+                     "steps_per_second": {k: round(v["steps"] / v["seconds"], 2) for k, v in st.items()},
+                     "command": " ".join(["edgeslim distill --teacher", TEACHER, "--task sst2",
+                                          *RUNS[name.split("-run")[0]]])})
+    lines = [f"teacher: {TEACHER}, {teacher['metrics'].get('accuracy')} SST-2 dev accuracy",
+             "", "| run | student params | ratio | dev acc | retention | train s | steps (general/task) | steps/s (general/task) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        steps = "/".join(str(r["steps"].get(k, "-")) for k in ("general", "task"))
+        rate = "/".join(str(r["steps_per_second"].get(k, "-")) for k in ("general", "task"))
+        lines.append(f"| {r['run']} | {r['params'] / 1e6:.2f}M | {r['ratio']:.2f}x | {r['accuracy']:.4f} | "
+                     f"{r['retention']:.4f} | {r['train_seconds']:.0f} | {steps} | {rate} |")
+    md = "\n".join(lines)
+    out = ROOT / "benchmarks" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "distill.json").write_text(json.dumps(rows, indent=2))
+    (out / "distill.md").write_text(md + "\n")
+    return md
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "run":
+        sys.exit(run(sys.argv[2]))
+    print(table())
