@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     if not exports:
         print(f"{args.bundle} holds no exports; run `edgeslim export` first", file=sys.stderr)
         return 2
-    seq_len = int(bundle.extra.get("static_shape", {}).get("sequence", 64))
+    shapes = [ModelArtifact.load(Path(args.bundle) / r["export"]).extra.get("static_shape") for r in exports]
+    seq_len = next((int(s["sequence"]) for s in shapes if s), 64)  # the static exports' length
     rng = np.random.default_rng(0)
     ids = torch.from_numpy(rng.integers(1000, 20000, size=(1, seq_len))).long()
     ids[0, 0], ids[0, -1] = 101, 102
