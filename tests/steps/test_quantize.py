@@ -321,3 +321,17 @@ def test_cli_quantize_dynamic_and_bad_max_drop(tiny_art, tmp_path, capsys):
     assert code == 0 and out["precision"] == "int8-dynamic" and out["metrics"]["sst2/dev"]["eval"]["batch_size"] == 1
     code = main(["quantize", "--model", str(tiny_art.path), "--max-drop", "-1", "--out", str(tmp_path / "x")])
     assert code == 2 and "max_drop must be >= 0" in capsys.readouterr().err
+
+
+def test_recipe_step_validates_options_before_work():
+    from edgeslim.errors import RecipeError
+    from edgeslim.recipe import parse_recipe
+
+    r = parse_recipe({"model": "minilm-l6", "task": "sst2", "steps": [
+        {"export.onnx": {}}, {"quantize": {"scheme": "auto", "max_drop": "1%", "mixed_k": [2, 4]}}]})
+    cfg = r.steps[1].config
+    assert cfg.mixed_k == (2, 4) and cfg.max_drop == "1%"
+    with pytest.raises(RecipeError, match="max_drop must be >= 0"):
+        parse_recipe({"model": "minilm-l6", "steps": [{"quantize": {"max_drop": -0.5}}]})
+    with pytest.raises(RecipeError, match="unknown option 'max_dorp'"):
+        parse_recipe({"model": "minilm-l6", "steps": [{"quantize": {"max_dorp": 0.5}}]})
