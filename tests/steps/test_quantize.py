@@ -335,3 +335,22 @@ def test_recipe_step_validates_options_before_work():
         parse_recipe({"model": "minilm-l6", "steps": [{"quantize": {"max_drop": -0.5}}]})
     with pytest.raises(RecipeError, match="unknown option 'max_dorp'"):
         parse_recipe({"model": "minilm-l6", "steps": [{"quantize": {"max_dorp": 0.5}}]})
+
+
+def test_predict_on_host_without_profile_measures_gemm(tmp_path, monkeypatch):
+    import edgeslim.hardware as hw
+    from edgeslim.errors import HardwareError
+    from edgeslim.models.tiny import save_tiny_bert
+    from edgeslim.quantize.predict import predict_int8_speedup
+
+    def no_profile(name):
+        raise HardwareError(f"no profile {name!r}")
+
+    monkeypatch.setattr(hw, "load_profile", no_profile)
+    hf = save_tiny_bert(tmp_path / "hf", hidden=128, heads=4, ffn=512)
+    p = predict_int8_speedup(hf, "host", scheme_kind="dynamic", seq_len=64)
+    assert "host GEMM throughput measured now" in p.basis and p.detail["fp32_gops"] > 0 and p.detail["int8_gops"] > 0
+    expected = 1 / ((1 - p.coverage) + p.coverage / (p.detail["int8_gops"] / p.detail["fp32_gops"]))
+    assert abs(p.predicted_speedup - expected) < 0.01 and p.faster == (p.predicted_speedup > 1.05)
+    with pytest.raises(HardwareError):
+        predict_int8_speedup(hf, "no-such-device")
