@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     shapes = [ModelArtifact.load(Path(args.bundle) / r["export"]).extra.get("static_shape") for r in exports]
     seq_len = next((int(s["sequence"]) for s in shapes if s), 64)  # the static exports' length
     rng = np.random.default_rng(0)
-    ids = torch.from_numpy(rng.integers(1000, 20000, size=(1, seq_len))).long()
+    vocab = int(json.loads((Path(source.path) / "config.json").read_text())["vocab_size"])  # pruned vocabularies
+    ids = torch.from_numpy(rng.integers(1000, min(20000, vocab), size=(1, seq_len))).long()
     ids[0, 0], ids[0, -1] = 101, 102
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
 
