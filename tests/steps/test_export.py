@@ -244,3 +244,19 @@ def test_cli_unknown_target_exits_2(src, capsys):
 
     assert main(["export", "--model", str(src.path), "--targets", "onnx,tflight"]) == 2
     assert "unknown target 'tflight'" in capsys.readouterr().err
+
+
+def test_onnx_graph_optimisation_keeps_outputs(src, tmp_path):
+    need("onnx")
+    import onnx
+
+    from edgeslim.steps.export import ExportConfig, export_many
+
+    cfg = ExportConfig(targets=("onnx",), precisions=("fp32",), seq_len=SEQ, validate_n=8, eval_split=None,
+                       optimize="extended")
+    art = sub(export_many(src, cfg, RunContext(out_dir=tmp_path / "o", task=None)), "onnx")
+    assert art.extra["optimize"] == "extended" and art.metrics["validation"]["max_abs_diff"] < 1e-4
+    ops = {n.op_type for n in onnx.load(str(Path(art.path) / "model.onnx")).graph.node}
+    assert ops & {"Attention", "SkipLayerNormalization", "FastGelu", "Gelu", "LayerNormalization"}  # fused by ORT
+    with pytest.raises(ConfigError, match="optimize must be one of"):
+        ExportConfig(targets=("onnx",), optimize="max")
