@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from ..fileio import atomic_path
 from ..progress import progress_bar
-from ..train.finetune import lr_factor
+from ..train.finetune import lr_factor, optimizer_step
 from ..train.text import Encoded, collate, length_grouped_batches
 from .losses import LossContext, Outputs, combined_loss, needs_of
 
@@ -175,10 +175,7 @@ def train_stage(stage: Stage, student: Any, teacher: Any, loss_ctx: LossContext,
                                 so.attentions if want_att else None)
                 loss_ctx.mask, loss_ctx.labels = batch["attention_mask"], labels
                 loss, parts = combined_loss(stage.weights, s_out, t_out, loss_ctx)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
-                opt.step()
-                opt.zero_grad(set_to_none=True)
+                optimizer_step(loss, [p for _, p in params], opt)
                 res.steps += 1
                 parts["total"] = float(loss.detach())
                 res.losses.append(parts)

@@ -196,7 +196,7 @@ def recover(net: Any, teacher: Any | None, tok: Any, task: Any, cfg: PruneConfig
 
     from ..distill.losses import LossContext, Outputs, soft_label_kl
     from ..progress import progress_bar
-    from ..train.finetune import lr_factor
+    from ..train.finetune import lr_factor, optimizer_step
     from ..train.text import collate, encode, length_grouped_batches
 
     if minutes <= 0:
@@ -232,10 +232,7 @@ def recover(net: Any, teacher: Any | None, tok: Any, task: Any, cfg: PruneConfig
                         kd = soft_label_kl(Outputs(logits=out.logits), Outputs(logits=t_logits),
                                            LossContext(temperature=T))
                     loss = (1 - a) * loss + a * kd
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-                opt.step()
-                opt.zero_grad(set_to_none=True)
+                optimizer_step(loss, net.parameters(), opt)
                 step += 1
                 losses.append(loss.item())
                 bar.advance()

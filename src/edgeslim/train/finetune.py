@@ -50,6 +50,16 @@ def lr_factor(progress: float, warmup: float) -> float:
     return max(0.0, (1 - progress) / (1 - warmup))
 
 
+def optimizer_step(loss: Any, params: Any, opt: Any, max_grad_norm: float = 1.0) -> None:
+    """Backward, clip the gradient norm, step, and clear gradients: one training update."""
+    import torch
+
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
 def _run_key(source: ModelArtifact, task: str, cfg: FinetuneConfig, seed: int) -> str:
     blob = json.dumps([source.content_hash, task, dataclasses.asdict(cfg), seed], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -130,10 +140,7 @@ def finetune(model: ModelArtifact, cfg: FinetuneConfig, ctx: RunContext) -> Mode
                     g["lr"] = cfg.lr * lr_factor(progress, cfg.warmup)
                 batch = collate(enc, b, tok.pad_token_id)
                 loss = net(**batch).loss
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-                opt.step()
-                opt.zero_grad(set_to_none=True)
+                optimizer_step(loss, net.parameters(), opt)
                 step += 1
                 losses.append(loss.item())
                 bar.advance()

@@ -167,7 +167,7 @@ def finetune_qa(model: ModelArtifact, cfg: Any, ctx: RunContext, task: TaskSpec)
     import torch
 
     from ..models.hf import load_model, load_tokenizer, save_model
-    from .finetune import lr_factor
+    from .finetune import lr_factor, optimizer_step
     from .text import length_grouped_batches
 
     ctx.seed_everything()
@@ -194,10 +194,7 @@ def finetune_qa(model: ModelArtifact, cfg: Any, ctx: RunContext, task: TaskSpec)
                 for g in opt.param_groups:
                     g["lr"] = cfg.lr * lr_factor(max(step / total, elapsed / budget), cfg.warmup)
                 loss = net(**collate_qa(feats, b, tok.pad_token_id, with_labels=True)).loss
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-                opt.step()
-                opt.zero_grad(set_to_none=True)
+                optimizer_step(loss, net.parameters(), opt)
                 step += 1
                 bar.advance()
                 if step >= total:
