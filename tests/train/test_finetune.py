@@ -35,7 +35,7 @@ def test_bad_config_values():
 
 def test_finetune_learns_and_records_lineage(tiny_data, tiny_bert_dir, tmp_path):
     src = ModelArtifact.load(tiny_bert_dir)
-    cfg = F.FinetuneConfig(epochs=6, lr=1e-2, batch_size=16, max_minutes=2)
+    cfg = F.FinetuneConfig(epochs=6, lr=1e-2, batch_size=16, max_minutes=10)
     art = F.finetune(src, cfg, RunContext(out_dir=tmp_path / "ft", task="sst2", quiet=True))
     assert art.parent_hash == src.content_hash and art.task == "sst2" and art.step == "finetune"
     assert art.metrics["train"]["steps"] == 36 and art.metrics["eval"]["n"] == 32
