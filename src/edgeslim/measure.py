@@ -88,9 +88,14 @@ class Comparison:
 
 
 def compare_latency(fns: Mapping[str, Callable[[], Any]], *, reference: str | None = None, rounds: int = 7,
-                    iters: int = 20, warmup: int = 5) -> Comparison:
-    """Time several callables in interleaved rounds (A B C, A B C, ...; order rotated each round)."""
+                    iters: int | Mapping[str, int] = 20, warmup: int = 5,
+                    on_round: Callable[[int], None] | None = None) -> Comparison:
+    """Time several callables in interleaved rounds (A B C, A B C, ...; order rotated each round).
+
+    `iters` is calls per round, one number for all or one per name; `on_round(r)` is called after round r.
+    """
     names = list(fns)
+    per_name = {n: (iters[n] if isinstance(iters, Mapping) else iters) for n in names}
     if not names:
         raise ValueError("compare_latency needs at least one callable")
     reference = reference or names[0]
@@ -103,12 +108,14 @@ def compare_latency(fns: Mapping[str, Callable[[], Any]], *, reference: str | No
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
-            s = time_calls(fns[name], iters)
+            s = time_calls(fns[name], per_name[name])
             samples[name].extend(s)
             medians[name].append(statistics.median(s))
+        if on_round:
+            on_round(r)
     ratios = {n: [m / ref for m, ref in zip(medians[n], medians[reference])] for n in names}
     return Comparison(
-        reference=reference, rounds=rounds, iters_per_round=iters,
+        reference=reference, rounds=rounds, iters_per_round=max(per_name.values()),
         stats={n: LatencyStats.from_samples(samples[n]) for n in names},
         ratio_median={n: statistics.median(ratios[n]) for n in names},
         ratio_spread={n: (min(ratios[n]), max(ratios[n])) for n in names},

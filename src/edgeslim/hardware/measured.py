@@ -105,32 +105,23 @@ def measure_shapes_rounds(specs: list[ShapeSpec], threads: int = 2, rounds: int 
     best estimate of the undisturbed latency, so each shape reports `best_round_p50_ms` (the minimum over rounds
     of that round's median) together with all round medians and the pooled p50/p95/p99.
     """
-    import statistics
-
     say = progress or (lambda s: None)
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"shapes to time must have distinct names, got {names}")
     with tempfile.TemporaryDirectory() as tmp:
-        fns = []
+        fns: dict[str, Callable[[], Any]] = {}
+        iters: dict[str, int] = {}
         for spec in specs:
             fn = shape_runner(spec, tmp, threads)
             time_calls(fn, 3)
-            fns.append((fn, iters_for(fn, budget_s, lo=3, hi=100)))
+            fns[spec.name] = fn
+            iters[spec.name] = iters_for(fn, budget_s, lo=3, hi=100)
         say(f"exported {len(specs)} shapes; timing {rounds} interleaved rounds")
-        samples: list[list[float]] = [[] for _ in specs]
-        medians: list[list[float]] = [[] for _ in specs]
-        for r in range(rounds):
-            order = list(range(len(specs)))
-            order = order[r % len(order):] + order[:r % len(order)]
-            for i in order:
-                fn, iters = fns[i]
-                s = time_calls(fn, iters)
-                samples[i].extend(s)
-                medians[i].append(statistics.median(s))
-            say(f"round {r + 1}/{rounds} done")
-    out = []
-    for spec, smp, med in zip(specs, samples, medians):
-        st = LatencyStats.from_samples(smp)
-        out.append({"shape": spec.name, "best_round_p50_ms": min(med), "round_p50_ms": med, **st.to_dict()})
-    return out
+        cmp = compare_latency(fns, rounds=rounds, iters=iters, warmup=0,
+                              on_round=lambda r: say(f"round {r + 1}/{rounds} done"))
+    return [{"shape": name, "best_round_p50_ms": min(cmp.round_medians[name]), "round_p50_ms": cmp.round_medians[name],
+             **cmp.stats[name].to_dict()} for name in fns]
 
 
 def measure_artifact(art: Any, *, batch: int, seq_len: int, vocab: int, threads: int = 2, budget_s: float = 6.0,
@@ -145,10 +136,10 @@ def measure_artifact(art: Any, *, batch: int, seq_len: int, vocab: int, threads:
         if art.format == "onnx":
             fns["onnxruntime"] = onnx_runner(onnx_file(art), feed, threads)
         elif art.format == "hf":
-            from ..models.hf import load_model
+            from ..models.hf import artifact_kind, load_model
             from ..steps.export_onnx import export_text_model_to_onnx
 
-            kind = art.extra.get("kind", "classification")
+            kind = artifact_kind(art) or "classification"
             model = load_model(art.path, kind)
             if kind in ("classification", "regression"):
                 path = export_text_model_to_onnx(model, Path(tmp) / "model.onnx", seq_len=min(seq_len, 16))

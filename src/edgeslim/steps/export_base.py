@@ -159,11 +159,11 @@ class ExportJob:
     @classmethod
     def open(cls, model: ModelArtifact, cfg: TargetConfig, ctx: RunContext) -> "ExportJob":
         """Load the HF model and tokenizer of `model` (the one input format every exporter takes)."""
-        from ..models.hf import load_model, load_tokenizer
+        from ..models.hf import artifact_kind, load_model, load_tokenizer
 
         if model.format != "hf":
             raise StepError(f"export takes an HF PyTorch artifact, got format {model.format!r} ({model.path})")
-        kind = model.extra.get("kind", "classification")
+        kind = artifact_kind(model) or "classification"
         if kind not in ("classification", "regression"):
             raise StepError(f"export supports sequence classification/regression models so far, not {kind!r}")
         import torch

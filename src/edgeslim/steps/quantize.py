@@ -92,10 +92,10 @@ def _fp32_onnx(model: ModelArtifact, cfg: QuantizeConfig, scratch: Path) -> tupl
             raise StepError(f"quantize: {path} not found in the ONNX artifact {model.path}")
         return path, Path(model.extra.get("tokenizer_dir", model.path))
     if model.format == "hf":
-        from ..models.hf import load_model
+        from ..models.hf import artifact_kind, load_model
         from .export_onnx import export_text_model_to_onnx
 
-        kind = model.extra.get("kind", "classification")
+        kind = artifact_kind(model) or "classification"
         if kind not in ("classification", "regression"):
             raise StepError(f"quantize supports text classification/regression models so far, not {kind!r}")
         out = scratch / "exported.onnx"
