@@ -1,4 +1,4 @@
-"""Distillation ablation on SST-2: two students (about 2.2x and 4.4x fewer parameters than the teacher), each
+"""Distillation ablation on SST-2: three students (about 2.2x, 2.2x and 4.4x fewer parameters than the teacher), each
 trained three ways for the same wall-clock budget: two-stage distillation, task distillation only, and no
 distillation (hard labels only; same teacher-sliced initialisation).
 
@@ -23,6 +23,7 @@ GENERAL_MIN, TASK_MIN = 2.0, 5.0                 # the same total budget (7 min)
 STUDENTS = {
     "A": ["--student-layers", "3"],                                                    # depth 6 -> 3, pruned vocab
     "B": ["--student-layers", "3", "--student-hidden", "256", "--student-ffn", "768"],  # + narrower
+    "C": ["--student-layers", "6", "--student-ffn", "384"],                  # all 6 layers, FFN / 4, pruned vocab
 }
 VARIANTS = {
     "2stage": ["--stages", "general,task", "--general-minutes", str(GENERAL_MIN), "--task-minutes", str(TASK_MIN)],

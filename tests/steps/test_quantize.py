@@ -323,6 +323,26 @@ def test_cli_quantize_dynamic_and_bad_max_drop(tiny_art, tmp_path, capsys):
     assert code == 2 and "max_drop must be >= 0" in capsys.readouterr().err
 
 
+def test_choose_breaks_speed_ties_toward_accuracy():
+    from edgeslim.quantize.search import Candidate, choose
+
+    def cand(name, speedup, dev_drop, meets=True):
+        return Candidate(Scheme("dynamic"), Path(name), 1, 0.0, 0.9, 0.0, 30.0, 0.9 - dev_drop / 100, dev_drop,
+                         1.0, speedup, meets)
+
+    fast, close, slow, failing = (cand("fast", 2.00, 0.40), cand("close", 1.96, 0.10), cand("slow", 1.80, 0.0),
+                                  cand("failing", 2.50, 2.0, meets=False))
+    cands = [fast, close, slow, failing]
+    assert choose(cands, 0.0) is fast                  # no tolerance: the fastest that meets the goal
+    assert choose(cands, 0.03) is close                # 1.96 is within 3% of 2.00: the more accurate wins
+    assert choose(cands, 0.15) is slow                 # 1.80 is within 15%: now it ties too and is the most accurate
+    assert choose([failing], 0.03) is None
+    with pytest.raises(ConfigError, match="speed_tie"):
+        from edgeslim.steps.quantize import QuantizeConfig
+
+        QuantizeConfig(speed_tie=1.5)
+
+
 def test_recipe_step_validates_options_before_work():
     from edgeslim.errors import RecipeError
     from edgeslim.recipe import parse_recipe

@@ -26,6 +26,8 @@ def register(app: typer.Typer) -> None:
         screen_size: int = typer.Option(300, help="Dev examples used to screen candidates and for sensitivity."),
         sensitivity_size: int = typer.Option(150, help="Screening examples used for the sensitivity analysis."),
         dev_all: bool = typer.Option(False, "--dev-all", help="auto: score every candidate on the full dev set."),
+        speed_tie: float = typer.Option(0.03, help="auto: speed-ups within this fraction of the fastest are a tie; "
+                                        "the most accurate of them wins."),
         eval_batch_size: int = typer.Option(1, help="Batch size of every accuracy figure (1 = no padding)."),
         latency_seq_len: int = typer.Option(128, help="Sequence length of the batch-1 latency input."),
         target: str = typer.Option("host", help="Hardware profile for the speed-up prediction."),
@@ -44,7 +46,7 @@ def register(app: typer.Typer) -> None:
         cfg = QuantizeConfig(scheme=scheme, max_drop=max_drop, candidates=split(candidates),
                              mixed_k=tuple(int(k) for k in split(mixed_k)), keep_fp32=keep_fp32,
                              exclude=split(exclude), calibration_size=calibration_size, screen_size=screen_size,
-                             sensitivity_size=sensitivity_size, dev_all=dev_all,
+                             sensitivity_size=sensitivity_size, dev_all=dev_all, speed_tie=speed_tie,
                              eval_batch_size=eval_batch_size, latency_seq_len=latency_seq_len, target=target)
         src = source_artifact(model)
         task_name = task or src.task

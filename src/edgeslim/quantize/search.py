@@ -3,7 +3,9 @@
 Candidates are schemes (dynamic INT8, static INT8 per calibration method, FP16 on request) and mixed-precision
 variants of the best static scheme that keep its top-k most sensitive MatMul/Gemm groups in FP32. Every
 candidate is scored on a dev subset (screening) and timed against FP32 in interleaved rounds; candidates that
-pass screening (with a small slack) are re-scored on the full dev set, and the fastest that meets the goal wins.
+pass screening (with a small slack) are re-scored on the full dev set, and the fastest that meets the goal wins;
+candidates within `speed_tie` (default 3%) of the fastest are a tie that timing noise cannot break, and the most
+accurate of them wins.
 """
 from __future__ import annotations
 
@@ -89,6 +91,7 @@ class SearchSettings:
     latency_iters: int = 20
     per_channel: bool = True
     embeddings: bool = True
+    speed_tie: float = 0.03                    # speed-ups within 3% of the fastest count as a tie -> most accurate
 
 
 @dataclass
@@ -128,6 +131,17 @@ class SearchResult:
                          f"{fmt(c.dev_metric, 4)} | {fmt(c.dev_drop, 2)} | {fmt(c.latency_p50_ms, 2)} | "
                          f"{fmt(c.speedup, 2)} | {'-' if c.meets_goal is None else ('yes' if c.meets_goal else 'no')} |")
         return "\n".join(lines) + "\n"
+
+
+def choose(candidates: Sequence[Candidate], speed_tie: float = 0.0) -> Candidate | None:
+    """The fastest candidate that meets the goal; among those within `speed_tie` (a fraction) of the fastest
+    speed-up, which timing noise cannot tell apart, the most accurate on dev (then the faster)."""
+    ok = [c for c in candidates if c.meets_goal]
+    if not ok:
+        return None
+    top = max(c.speedup or 0.0 for c in ok)
+    tied = [c for c in ok if (c.speedup or 0.0) >= top * (1.0 - speed_tie) - 1e-12]
+    return min(tied, key=lambda c: (c.dev_drop if c.dev_drop is not None else 1e9, -(c.speedup or 0.0)))
 
 
 def latency_inputs(seq_len: int, vocab_hint: int = 1000) -> dict[str, Any]:
@@ -221,10 +235,9 @@ def search_quantized(fp32_model: Path, scorer: OnnxScorer, settings: SearchSetti
             c.meets_goal = c.dev_drop <= allowed + 1e-9
         else:
             c.meets_goal = False
-    winners = sorted([c for c in candidates if c.meets_goal], key=lambda c: -(c.speedup or 0))
     result = SearchResult(settings.goal, {"metric_name": metric_name, "screen_metric": fp32_screen,
                                           "dev_metric": fp32_dev, "allowed_drop_points": allowed},
-                          candidates, winners[0] if winners else None, sensitivity, latency,
+                          candidates, choose(candidates, settings.speed_tie), sensitivity, latency,
                           {"screen": scorer.describe("screen"), "dev": scorer.describe("dev")})
     if result.chosen is None:
         ranked = sorted(candidates, key=lambda c: (c.dev_drop if c.dev_drop is not None else 1e9, c.screen_drop))

@@ -49,6 +49,7 @@ class QuantizeConfig:
     per_channel: bool = True
     embeddings: bool = True              # also store embedding tables as INT8
     evaluate: bool = True                # single-scheme runs: score FP32 and the result on dev
+    speed_tie: float = 0.03              # auto: speed-ups within this fraction of the fastest tie -> most accurate wins
     target: str = "host"                 # speed-up prediction target (hardware profile name)
     opset: int = 17                      # when exporting an HF input to ONNX first
 
@@ -76,6 +77,8 @@ class QuantizeConfig:
                      "latency_seq_len"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"quantize: {name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.speed_tie < 1:
+            raise ConfigError(f"quantize: speed_tie must be a fraction in [0, 1) (0.03 = 3%), got {self.speed_tie}")
         if self.keep_fp32 < 1:
             raise ConfigError(f"quantize: keep_fp32 must be >= 1, got {self.keep_fp32}")
         if any(k < 1 for k in self.mixed_k):
@@ -252,6 +255,6 @@ def _run_search(pre: Path, scorer: Any, cfg: QuantizeConfig, scratch: Path, cali
     settings = SearchSettings(goal=parse_goal(cfg.max_drop), schemes=cfg.candidates, mixed_k=cfg.mixed_k,
                               latency_seq_len=cfg.latency_seq_len, per_channel=cfg.per_channel,
                               sensitivity_size=cfg.sensitivity_size, dev_all=cfg.dev_all,
-                              embeddings=cfg.embeddings)
+                              embeddings=cfg.embeddings, speed_tie=cfg.speed_tie)
     return search_quantized(pre, scorer, settings, scratch / "search", calibration=calib, groups=groups,
                             vocab_hint=len(tok), pad_id=tok.pad_token_id or 0, log=log)
