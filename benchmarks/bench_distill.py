@@ -18,7 +18,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TEACHER = "runs/teacher-sst2"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import default_teacher, rel, resolve_teacher  # noqa: E402
+
+# $EDGESLIM_BENCH_TEACHER, else runs/teacher-sst2 if it exists, else runs/demo/01-finetune (made by `make demo`)
+TEACHER = rel(default_teacher())
 GENERAL_MIN, TASK_MIN = 2.0, 5.0                 # the same total budget (7 min) for every variant of a student
 STUDENTS = {
     "A": ["--student-layers", "3"],                                                    # depth 6 -> 3, pruned vocab
@@ -33,9 +37,20 @@ VARIANTS = {
 RUNS = {f"{s}-{v}": STUDENTS[s] + VARIANTS[v] for s in STUDENTS for v in VARIANTS}
 
 
+def split_seed(name: str) -> tuple[str, int]:
+    """'C-2stage-s1' -> ('C-2stage', 1); names without a -s<N> suffix use seed 0."""
+    base, _, seed = name.rpartition("-s")
+    if base in RUNS and seed.isdigit():
+        return base, int(seed)
+    if name not in RUNS:
+        raise SystemExit(f"unknown run {name!r}: one of {', '.join(RUNS)} (optionally with -s<seed>, e.g. C-2stage-s1)")
+    return name, 0
+
+
 def run(name: str) -> int:
+    base, seed = split_seed(name)
     cmd = [str(ROOT / ".venv/bin/edgeslim"), "-q", "distill", "--teacher", TEACHER, "--task", "sst2",
-           *RUNS[name], "--out", f"runs/distill/{name}", "--json"]
+           *RUNS[base], "--seed", str(seed), "--out", f"runs/distill/{name}", "--json"]
     print(" ".join(cmd), flush=True)
     return subprocess.call(cmd, cwd=ROOT)
 
@@ -44,19 +59,23 @@ def table() -> str:
     rows = []
     teacher = json.loads((ROOT / TEACHER / "edgeslim.json").read_text())
     # a repeated run keeps its earlier result as <name>-run1, -run2, ...
-    names = sorted(p.parent.name for p in (ROOT / "runs" / "distill").glob("*/edgeslim.json")
-                   if p.parent.name.split("-run")[0] in RUNS)
+    def known(name: str) -> bool:
+        base, _, seed = name.split("-run")[0].rpartition("-s")
+        return name.split("-run")[0] in RUNS or (base in RUNS and seed.isdigit())
+
+    names = sorted(p.parent.name for p in (ROOT / "runs" / "distill").glob("*/edgeslim.json") if known(p.parent.name))
     for name in names:
         man = ROOT / "runs" / "distill" / name / "edgeslim.json"
         m = json.loads(man.read_text())["metrics"]
         d = m["distill"]
         st = d["stages"]
-        rows.append({"run": name, "params": d["student_params"], "ratio": d["ratio"], "accuracy": m["accuracy"],
+        base, seed = split_seed(name.split("-run")[0])
+        rows.append({"run": name, "seed": seed, "params": d["student_params"], "ratio": d["ratio"], "accuracy": m["accuracy"],
                      "retention": d["retention"], "train_seconds": d["train_seconds"],
                      "steps": {k: v["steps"] for k, v in st.items()},
                      "steps_per_second": {k: round(v["steps"] / v["seconds"], 2) for k, v in st.items()},
                      "command": " ".join(["edgeslim distill --teacher", TEACHER, "--task sst2",
-                                          *RUNS[name.split("-run")[0]]])})
+                                          *RUNS[base], "--seed", str(seed)])})
     lines = [f"teacher: {TEACHER}, {teacher['metrics'].get('accuracy')} SST-2 dev accuracy",
              "", "| run | student params | ratio | dev acc | retention | train s | steps (general/task) | steps/s (general/task) |",
              "|---|---|---|---|---|---|---|---|"]
@@ -74,6 +93,7 @@ def table() -> str:
 
 
 if __name__ == "__main__":
+    resolve_teacher(ROOT / TEACHER)  # exits naming the fix (`make demo`) when there is no teacher
     if len(sys.argv) >= 3 and sys.argv[1] == "run":
         sys.exit(run(sys.argv[2]))
     print(table())

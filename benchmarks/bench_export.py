@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _common import rel, resolve_teacher  # noqa: E402
 from edgeslim.artifact import ModelArtifact  # noqa: E402
 from edgeslim.measure import compare_latency  # noqa: E402
 
@@ -31,12 +32,20 @@ def file_mb(art: ModelArtifact) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", default="runs/export/teacher-sst2", help="output folder of `edgeslim export`")
-    ap.add_argument("--source", default="runs/teacher-sst2", help="the HF model the bundle was exported from")
+    ap.add_argument("--source", default=None, help="the HF model the bundle was exported from [$EDGESLIM_BENCH_TEACHER, "
+                                                   "runs/teacher-sst2 if present, else runs/demo/01-finetune]")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--name", default=None, help="output name [bench_export-<bundle folder>]")
     args = ap.parse_args(argv)
+    args.source = args.source or str(resolve_teacher())
+    if not (Path(args.bundle) / "edgeslim.json").is_file():
+        print(f"bench: error: no export bundle at {args.bundle}: make it with `edgeslim export --model "
+              f"{rel(args.source)} --targets onnx,litert,executorch,coreml --seq-len 64 --out {args.bundle} "
+              f"--keep-going`, or run `benchmarks/run_all.py --only export` (builds it, then runs this)",
+              file=sys.stderr)
+        return 2
 
     import numpy as np
     import torch

@@ -8,6 +8,7 @@ seq 128 (2 threads) measured interleaved with the teacher (`edgeslim.measure.com
 Run under the shared lock:
     flock /tmp/edgeslim-heavy.lock .venv/bin/python benchmarks/bench_prune.py \
         --teacher runs/teacher-sst2 --pruned runs/prune/sst2-h50-f50
+(benchmarks/run_all.py makes the pruned model first: `make bench` or `benchmarks/run_all.py --only prune`.)
 Writes benchmarks/out/bench_prune.json and .md and prints the table.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import resolve_teacher
 
 
 def dev_outputs(model: Any, tok: Any, task: Any) -> np.ndarray:
@@ -74,13 +76,15 @@ def onnx_latency(models: dict[str, Any], reference: str, seq_len: int, rounds: i
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--teacher", default="runs/teacher-sst2")
+    ap.add_argument("--teacher", default=None, help="fine-tuned teacher [$EDGESLIM_BENCH_TEACHER, runs/teacher-sst2 "
+                                                    "if present, else runs/demo/01-finetune]")
     ap.add_argument("--pruned", default=None, help="structured-pruned artifact (edgeslim prune output)")
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--out", default="benchmarks/out")
     args = ap.parse_args()
+    args.teacher = args.teacher or str(resolve_teacher())
 
     import torch
 

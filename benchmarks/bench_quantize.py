@@ -2,13 +2,14 @@
 dynamic INT8 (its config for this CPU) vs PyTorch `quantize_dynamic`, same model, same inputs, interleaved rounds.
 
     flock /tmp/edgeslim-heavy.lock .venv/bin/python benchmarks/bench_quantize.py \
-        [--teacher runs/teacher-sst2] [--edgeslim runs/quantize/teacher-auto] [--optimum-python /work/optimum-venv/bin/python]
+        [--teacher runs/teacher-sst2] [--edgeslim runs/quantize/teacher-auto] [--optimum-python .venv-optimum/bin/python]
 
-Optimum pins transformers 4.x, so it lives in its own venv (`/work/optimum-venv`, torch==2.13.0 installed first)
-and runs in a subprocess; it quantizes the same FP32 ONNX file edgeslim starts from. All ONNX models are timed in
-one ONNX Runtime loop with the PyTorch models (`edgeslim.measure.compare_latency`: interleaved, rotated order,
-paired per-round ratios to ONNX Runtime FP32). Accuracy: SST-2 dev, all 872 sentences, batch 1 (no padding).
-Writes benchmarks/out/quantize/bench_quantize.{json,md} and prints the table.
+Optimum pins transformers 4.x, so it lives in its own venv (default `.venv-optimum` at the repo root, or
+$EDGESLIM_OPTIMUM_PYTHON; `benchmarks/run_all.py --only quantize` creates it: torch==2.13.0 first, then the
+versions in benchmarks/_common.py) and runs in a subprocess; it quantizes the same FP32 ONNX file edgeslim starts
+from. All ONNX models are timed in one ONNX Runtime loop with the PyTorch models (`edgeslim.measure.compare_latency`:
+interleaved, rotated order, paired per-round ratios to ONNX Runtime FP32). Accuracy: SST-2 dev, all 872 sentences,
+batch 1 (no padding). Writes benchmarks/out/quantize/bench_quantize.{json,md} and prints the table.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import OPTIMUM_ENV, OPTIMUM_VENV, content_hash, default_optimum_python, resolve_teacher  # noqa: E402
 
 OPTIMUM_SCRIPT = r'''
 import json, sys
@@ -67,17 +70,23 @@ def run_optimum(python: str, fp32_dir: Path, out_dir: Path, flavour: str) -> dic
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--teacher", default=str(ROOT / "runs" / "teacher-sst2"))
+    ap.add_argument("--teacher", default=None, help="fine-tuned teacher [$EDGESLIM_BENCH_TEACHER, runs/teacher-sst2 "
+                                                    "if present, else runs/demo/01-finetune]")
     ap.add_argument("--edgeslim", default=str(ROOT / "runs" / "quantize" / "teacher-auto"),
                     help="edgeslim quantize artifact (made by `edgeslim quantize --scheme auto`)")
-    ap.add_argument("--optimum-python", default=os.environ.get("EDGESLIM_OPTIMUM_PYTHON",
-                                                               "/work/optimum-venv/bin/python"))
+    ap.add_argument("--optimum-python", default=str(default_optimum_python()),
+                    help="Python of a venv with Optimum [$EDGESLIM_OPTIMUM_PYTHON, else .venv-optimum/bin/python]")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "quantize"))
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--limit", type=int, default=None, help="score only the first N dev sentences (smoke runs)")
     args = ap.parse_args()
+    args.teacher = args.teacher or str(resolve_teacher())
+    if not Path(args.optimum_python).is_file():
+        raise SystemExit(f"bench: error: no Optimum Python at {args.optimum_python}: `.venv/bin/python "
+                         f"benchmarks/run_all.py --only quantize` (${OPTIMUM_ENV} unset) creates "
+                         f"{OPTIMUM_VENV}/bin/python, or point --optimum-python / ${OPTIMUM_ENV} at a venv with Optimum")
 
     import torch
 
@@ -86,7 +95,7 @@ def main() -> None:
     from edgeslim.models.hf import load_model, load_tokenizer
     from edgeslim.quantize.search import latency_inputs
     from edgeslim.runtime.onnx_rt import make_session, session_forward
-    from edgeslim.steps.export_onnx import copy_tokenizer, export_text_model_to_onnx
+    from edgeslim.steps.export_onnx import copy_sidecar_files, export_text_model_to_onnx
     from edgeslim.tasks import get_task
     from edgeslim.train.evaluate import EvalSettings, predict_text, score, torch_forward
 
@@ -109,10 +118,13 @@ def main() -> None:
     fp32_dir = out / "fp32-onnx"
     fp32_dir.mkdir(exist_ok=True)
     net = load_model(teacher, "classification")
-    if not (fp32_dir / "model.onnx").is_file():
+    source, stamp = content_hash(teacher), fp32_dir / "source-hash.txt"  # re-export when the teacher changes
+    if not (fp32_dir / "model.onnx").is_file() or source is None or not stamp.is_file() or stamp.read_text() != source:
         export_text_model_to_onnx(net, fp32_dir / "model.onnx", 17)
-        copy_tokenizer(teacher, fp32_dir)
+        copy_sidecar_files(teacher, fp32_dir)
         shutil.copy2(teacher / "config.json", fp32_dir / "config.json")
+        if source is not None:
+            stamp.write_text(source)
 
     # 3. Optimum ORTQuantizer, dynamic INT8 with its config for this CPU, in its own venv
     flavour = optimum_flavour(host["cpu_flags"])

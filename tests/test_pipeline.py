@@ -32,3 +32,32 @@ def test_pipeline_runs_caches_and_records_lineage(tiny_data, tiny_bert_dir, tmp_
     again = run_recipe(r, tmp_path / "run", quiet=True)
     assert again[1]["cached"] and again[1]["hash"] == lineage[1]["hash"]
     assert json.loads((tmp_path / "run" / "lineage.json").read_text())[1]["cached"] is True
+
+
+def test_six_step_recipe_on_a_tiny_model(tiny_data, tmp_path):
+    """The survey's recipe in one YAML-shaped recipe: baseline, distill, prune, export (validated), quantize, profile
+    of the deployable model; every step's artifact descends from the one before."""
+    from edgeslim.models.tiny import save_tiny_bert
+
+    teacher = save_tiny_bert(tmp_path / "teacher", layers=4, hidden=32, heads=4, ffn=64)
+    r = parse_recipe({"model": str(teacher), "task": "sst2", "steps": [
+        {"finetune": {"epochs": 1, "lr": 1e-3}},
+        {"distill": {"student_layers": 2, "student_ffn": 32, "stages": ["general", "task"], "general_limit": 64,
+                     "general_epochs": 1, "task_epochs": 1, "general_minutes": 1, "task_minutes": 1}},
+        {"prune": {"heads": 0.5, "recover_minutes": 0.05}},
+        {"export": {"targets": ["onnx"], "seq_len": 16, "validate_n": 8}},
+        {"quantize": {"scheme": "dynamic"}},
+        {"profile": {"hardware": ["raspberry-pi-5"], "seq_len": 16, "deadline_ms": 50, "measure": False}},
+    ]})
+    lineage = run_recipe(r, tmp_path / "run", quiet=True)
+    assert [s["step"] for s in lineage] == ["source", "finetune", "distill", "prune", "export", "quantize",
+                                            "profile"]
+    for parent, child in zip(lineage[:-2], lineage[1:-1]):
+        assert child["parent"] == parent["hash"]
+    distilled, pruned, final = lineage[2]["metrics"], lineage[3]["metrics"], lineage[6]["metrics"]
+    assert distilled["distill"]["layer_map"] == [0, 3] and distilled["distill"]["ratio"] > 1
+    assert pruned["prune"]["after"]["params"] < pruned["prune"]["before"]["params"]
+    # the quantized ONNX model carries the shape (config.json), so it is profiled like the HF model
+    prof = final["profile"]
+    assert prof["format"] == "onnx" and prof["precision"] == "int8" and prof["cost"]["params"] > 0
+    assert "raspberry-pi-5" in prof["hardware"]

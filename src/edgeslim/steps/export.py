@@ -94,7 +94,7 @@ class ExportConfig(TargetConfig):
 def export_many(model: ModelArtifact, cfg: ExportConfig, ctx: RunContext,
                 on_export: Any = None) -> ModelArtifact:
     """Export `model` to every (target, precision) of `cfg` into ctx.out_dir; returns the bundle artifact."""
-    from .export_onnx import copy_tokenizer
+    from .export_onnx import copy_sidecar_files
 
     converters = _converters()
     job = ExportJob.open(model, cfg, ctx)
@@ -126,7 +126,7 @@ def export_many(model: ModelArtifact, cfg: ExportConfig, ctx: RunContext,
                 on_export(name, art, None)
         if first is None:
             raise EdgeslimError(f"export: every target failed: {'; '.join(r['error'] for r in rows)}")
-        copy_tokenizer(model.path, tmp)
+        copy_sidecar_files(model.path, tmp)
         extra = {**first.extra, "file": f"{first_name}/{first.extra['file']}", "exports": rows}
     return ModelArtifact.create(ctx.out_dir, first.format, task=job.task, parent=model, step="export",
                                 step_config={"targets": list(cfg.targets), "plan": [list(p) for p in cfg.plan()],

@@ -234,7 +234,7 @@ def export_target(job: ExportJob, target: TargetInfo, convert: Converter, cfg: T
                   step_config: dict[str, Any] | None = None) -> ModelArtifact:
     """Convert, validate against PyTorch, score on the dev split where the runtime runs, write the artifact."""
     from ..runtime import load_forward
-    from .export_onnx import copy_tokenizer
+    from .export_onnx import copy_sidecar_files
 
     precision, dynamic = check_target_options(target, cfg)
     metrics: dict[str, Any] = {}
@@ -242,7 +242,7 @@ def export_target(job: ExportJob, target: TargetInfo, convert: Converter, cfg: T
         t0 = time.perf_counter()
         facts = convert(job, precision, tmp / target.filename, cfg) or {}
         metrics["export_seconds"] = round(time.perf_counter() - t0, 1)
-        copy_tokenizer(job.model.path, tmp)
+        copy_sidecar_files(job.model.path, tmp)
         extra = {"kind": "classification", **{k: v for k, v in job.model.extra.items() if k in ("kind", "labels")},
                  "precision": precision, "file": target.filename, "target": target.name,
                  "inputs": list(TEXT_INPUTS), "pad_id": job.pad_id,

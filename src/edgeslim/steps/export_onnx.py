@@ -15,7 +15,8 @@ from ..errors import ConfigError
 from ..registry import register_step
 from .export_base import DIMENSIONS, TARGETS, ExportJob, TargetConfig, export_target
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+# tokenizer files, plus config.json: the model's shape, so profile / quantize predictions work on the export too
+SIDECAR_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json", "config.json")
 TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OPTIMIZE_LEVELS = ("none", "basic", "extended")
 TARGET = TARGETS["onnx"]
@@ -36,9 +37,9 @@ class ExportOnnxConfig(TargetConfig):
             raise ConfigError(f"export.onnx: optimize must be one of {', '.join(OPTIMIZE_LEVELS)}, got {self.optimize!r}")
 
 
-def copy_tokenizer(src: Path, dst: Path) -> None:
-    """Copy a model folder's tokenizer files so the exported artifact is self-contained."""
-    for name in TOKENIZER_FILES:
+def copy_sidecar_files(src: Path, dst: Path) -> None:
+    """Copy a model folder's tokenizer files and config.json so the exported artifact is self-contained."""
+    for name in SIDECAR_FILES:
         if (Path(src) / name).is_file():
             shutil.copy2(Path(src) / name, Path(dst) / name)
 

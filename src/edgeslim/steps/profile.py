@@ -64,6 +64,15 @@ def _device_precision(prof: Any, wanted: str, auto: bool) -> tuple[str, str]:
     return alt, f"{prof.name} has no {wanted}; predicted at {alt} (what its compiler would convert to)"
 
 
+def artifact_precision(art: ModelArtifact) -> str:
+    """fp32 / fp16 / int8 for the cost model, from the artifact's precision tag (quantize writes e.g.
+    `int8-dynamic`, `int8-static`, `mixed`: INT8 with a few FP32 groups, costed as INT8)."""
+    tag = str(art.extra.get("precision") or "fp32")
+    if tag.startswith("int8") or tag == "mixed":
+        return "int8"
+    return tag if tag in ("fp32", "fp16") else "fp32"
+
+
 def profile_artifact(art: ModelArtifact, cfg: ProfileConfig, *, threads: int = 2, plot_dir: Path | None = None,
                      progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The full profile report of `art` as plain data (JSON-ready)."""
@@ -72,9 +81,7 @@ def profile_artifact(art: ModelArtifact, cfg: ProfileConfig, *, threads: int = 2
 
     say = progress or (lambda s: None)
     shape = resolve_config(art)
-    wanted = art.extra.get("precision", "fp32") if cfg.precision == "auto" else cfg.precision
-    if wanted not in ("fp32", "fp16", "int8"):
-        wanted = "fp32"
+    wanted = artifact_precision(art) if cfg.precision == "auto" else cfg.precision
     names = list_profiles() if "all" in cfg.hardware else list(dict.fromkeys(cfg.hardware))
     seq = shape_seq(shape, cfg.seq_len)
     cost = model_cost(shape, batch=cfg.batch, seq_len=seq, precision=wanted)

@@ -129,7 +129,7 @@ def quantize(model: ModelArtifact, cfg: QuantizeConfig, ctx: RunContext) -> Mode
     from ..quantize.onnx_schemes import check_float_model, matmul_groups, parse_scheme, preprocess, scratch_dir
     from ..quantize.scoring import OnnxScorer, seeded_subset
     from ..tasks.base import get_task
-    from .export_onnx import copy_tokenizer
+    from .export_onnx import copy_sidecar_files
 
     log = _log(ctx)
     if model.extra.get("precision", "fp32") not in ("fp32", None):
@@ -208,9 +208,7 @@ def quantize(model: ModelArtifact, cfg: QuantizeConfig, ctx: RunContext) -> Mode
             files["sensitivity.md"] = sens.to_markdown()
         with atomic_dir(ctx.out_dir) as tmp:
             shutil.copy2(qpath, tmp / "model.onnx")
-            copy_tokenizer(tok_dir, tmp)
-            if (Path(tok_dir) / "config.json").is_file():
-                shutil.copy2(Path(tok_dir) / "config.json", tmp / "config.json")
+            copy_sidecar_files(tok_dir, tmp)
             write_json(tmp / "quantize_report.json", report)
             for name, text in files.items():
                 write_text(tmp / name, text)
