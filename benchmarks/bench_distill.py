@@ -1,5 +1,5 @@
-"""Distillation ablation on SST-2: three students (about 2.2x, 2.2x and 4.4x fewer parameters than the teacher), each
-trained three ways for the same wall-clock budget: two-stage distillation, task distillation only, and no
+"""Distillation ablation on SST-2: four students (A and C about 2.2x, B and D about 4.5x fewer parameters than the
+teacher), each trained three ways for the same wall-clock budget: two-stage distillation, task distillation only, and no
 distillation (hard labels only; same teacher-sliced initialisation).
 
 Each run is one `edgeslim distill` command (run them one at a time under the shared CPU lock):
@@ -28,6 +28,7 @@ STUDENTS = {
     "A": ["--student-layers", "3"],                                                    # depth 6 -> 3, pruned vocab
     "B": ["--student-layers", "3", "--student-hidden", "256", "--student-ffn", "768"],  # + narrower
     "C": ["--student-layers", "6", "--student-ffn", "384"],                  # all 6 layers, FFN / 4, pruned vocab
+    "D": ["--student-layers", "6", "--student-hidden", "192", "--student-ffn", "768"],  # all 6 layers, half width
 }
 VARIANTS = {
     "2stage": ["--stages", "general,task", "--general-minutes", str(GENERAL_MIN), "--task-minutes", str(TASK_MIN)],
