@@ -61,3 +61,9 @@ def test_eval_json(capsys, tiny_bert_dir, tiny_data):
 def test_listing_commands_print_json(capsys, cmd):
     code, out, _ = run(capsys, *cmd)
     assert code == 0 and isinstance(json.loads(out), list)
+
+
+def test_steps_listing_shows_factory_defaults(capsys):
+    code, out, _ = run(capsys, "steps", "--json")
+    distill = next(r for r in json.loads(out) if r["step"] == "distill")
+    assert code == 0 and distill["options"]["task_losses"] == {"kl": 1.0, "ce": 0.5}

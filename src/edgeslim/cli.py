@@ -108,7 +108,8 @@ def steps_cmd(as_json: bool = JsonOpt) -> None:
     rows = []
     for name in STEPS.names():
         spec = STEPS.get(name)
-        opts = {f.name: (None if f.default is dataclasses.MISSING else f.default)
+        opts = {f.name: (f.default if f.default is not dataclasses.MISSING else
+                         f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
                 for f in dataclasses.fields(spec.config_cls)}
         rows.append({"step": name, "doc": spec.doc, "options": opts})
     emit(rows, as_json, lambda rows: [typer.echo(f"{r['step']:16s} {r['doc']}\n{'':16s} {r['options']}") for r in rows])
