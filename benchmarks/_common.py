@@ -56,12 +56,17 @@ def resolve_teacher(explicit: str | Path | None = None, root: Path = ROOT,
     return path
 
 
-def content_hash(folder: str | Path) -> str | None:
-    """The content hash recorded in an artifact folder's manifest, None when it has none."""
+def manifest_value(folder: str | Path, key: str) -> str | None:
+    """`key` of an artifact folder's manifest (edgeslim.json), None when there is no manifest or no such key."""
     manifest = Path(folder) / "edgeslim.json"
     if not manifest.is_file():
         return None
-    return json.loads(manifest.read_text()).get("content_hash")
+    return json.loads(manifest.read_text()).get(key)
+
+
+def content_hash(folder: str | Path) -> str | None:
+    """The content hash recorded in an artifact folder's manifest, None when it has none."""
+    return manifest_value(folder, "content_hash")
 
 
 def default_optimum_python(root: Path = ROOT, env: Mapping[str, str] = os.environ) -> Path:

@@ -38,14 +38,20 @@ VARIANTS = {
 RUNS = {f"{s}-{v}": STUDENTS[s] + VARIANTS[v] for s in STUDENTS for v in VARIANTS}
 
 
-def split_seed(name: str) -> tuple[str, int]:
-    """'C-2stage-s1' -> ('C-2stage', 1); names without a -s<N> suffix use seed 0."""
+def parse_run(name: str) -> tuple[str, int] | None:
+    """'C-2stage-s1' -> ('C-2stage', 1); names without a -s<N> suffix use seed 0; None for an unknown name."""
     base, _, seed = name.rpartition("-s")
     if base in RUNS and seed.isdigit():
         return base, int(seed)
-    if name not in RUNS:
+    return (name, 0) if name in RUNS else None
+
+
+def split_seed(name: str) -> tuple[str, int]:
+    """parse_run, exiting with the valid names when `name` is not a run."""
+    parsed = parse_run(name)
+    if parsed is None:
         raise SystemExit(f"unknown run {name!r}: one of {', '.join(RUNS)} (optionally with -s<seed>, e.g. C-2stage-s1)")
-    return name, 0
+    return parsed
 
 
 def run(name: str) -> int:
@@ -60,11 +66,8 @@ def table() -> str:
     rows = []
     teacher = json.loads((ROOT / TEACHER / "edgeslim.json").read_text())
     # a repeated run keeps its earlier result as <name>-run1, -run2, ...
-    def known(name: str) -> bool:
-        base, _, seed = name.split("-run")[0].rpartition("-s")
-        return name.split("-run")[0] in RUNS or (base in RUNS and seed.isdigit())
-
-    names = sorted(p.parent.name for p in (ROOT / "runs" / "distill").glob("*/edgeslim.json") if known(p.parent.name))
+    names = sorted(p.parent.name for p in (ROOT / "runs" / "distill").glob("*/edgeslim.json")
+                   if parse_run(p.parent.name.split("-run")[0]) is not None)
     for name in names:
         man = ROOT / "runs" / "distill" / name / "edgeslim.json"
         m = json.loads(man.read_text())["metrics"]

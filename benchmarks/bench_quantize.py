@@ -121,8 +121,7 @@ def main() -> None:
     source, stamp = content_hash(teacher), fp32_dir / "source-hash.txt"  # re-export when the teacher changes
     if not (fp32_dir / "model.onnx").is_file() or source is None or not stamp.is_file() or stamp.read_text() != source:
         export_text_model_to_onnx(net, fp32_dir / "model.onnx", 17)
-        copy_sidecar_files(teacher, fp32_dir)
-        shutil.copy2(teacher / "config.json", fp32_dir / "config.json")
+        copy_sidecar_files(teacher, fp32_dir)   # tokenizer files and config.json
         if source is not None:
             stamp.write_text(source)
 

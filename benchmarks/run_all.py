@@ -34,7 +34,8 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (OPTIMUM_ENV, OPTIMUM_REQUIREMENTS, OPTIMUM_TORCH, OPTIMUM_VENV, ROOT,  # noqa: E402
-                     TEACHER_ENV, content_hash, default_optimum_python, default_teacher, rel, resolve_teacher)
+                     TEACHER_ENV, content_hash, default_optimum_python, default_teacher, manifest_value, rel,
+                     resolve_teacher)
 from bench_distill import RUNS as DISTILL_RUNS  # noqa: E402
 
 BENCHES = ("profile", "prune", "export", "quantize", "distill")
@@ -104,10 +105,7 @@ def teacher_slug(teacher: Path, root: Path = ROOT) -> str:
 
 def built_from(folder: Path, parent_hash: str | None) -> bool:
     """True when `folder` holds an artifact whose manifest names `parent_hash` as its parent."""
-    manifest = folder / "edgeslim.json"
-    if parent_hash is None or not manifest.is_file():
-        return False
-    return json.loads(manifest.read_text()).get("parent_hash") == parent_hash
+    return parent_hash is not None and manifest_value(folder, "parent_hash") == parent_hash
 
 
 def parse_only(text: str | None) -> list[str]:
