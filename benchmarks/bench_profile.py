@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ def log(msg: str) -> None:
 
 
 def study(threads: int, budget_s: float, rounds: int) -> dict[str, Any]:
-    from edgeslim.hardware.calibrate import (calibrate_host, copy_bandwidth_gbs, gemm_gops, host_profile_dict,
+    from edgeslim.hardware.calibrate import (copy_bandwidth_gbs, gemm_gops, host_profile_dict,
                                              measure_samples, write_profile)
     from edgeslim.hardware.predict import error_summary, fit_efficiency, prediction_errors
     from edgeslim.hardware.schema import parse_profile

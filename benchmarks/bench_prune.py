@@ -26,7 +26,8 @@ from _common import resolve_teacher
 
 
 def dev_outputs(model: Any, tok: Any, task: Any) -> np.ndarray:
-    from edgeslim.train.evaluate import EvalSettings, predict_text, torch_forward
+    from edgeslim.evaluate.text import EvalSettings, predict_text
+    from edgeslim.runtime.torch_rt import torch_forward
 
     examples = task.load("dev")
     return predict_text(torch_forward(model), tok, examples, EvalSettings("dev", 32, 128))
@@ -56,7 +57,7 @@ def row(name: str, model: Any, tok: Any, task: Any, ref_preds: np.ndarray | None
 def onnx_latency(models: dict[str, Any], reference: str, seq_len: int, rounds: int, iters: int) -> dict[str, Any]:
     from edgeslim.measure import compare_latency
     from edgeslim.runtime.onnx_rt import make_session
-    from edgeslim.steps.export_onnx import export_text_model_to_onnx
+    from edgeslim.export.onnx import export_text_model_to_onnx
 
     feed = {"input_ids": np.full((1, seq_len), 1000, np.int64), "attention_mask": np.ones((1, seq_len), np.int64),
             "token_type_ids": np.zeros((1, seq_len), np.int64)}
@@ -90,8 +91,8 @@ def main() -> None:
 
     from edgeslim.measure import host_facts
     from edgeslim.models.hf import load_model, load_tokenizer
-    from edgeslim.steps.prune import structure_of, vocab_texts
-    from edgeslim.steps.prune_vocab import collect_vocab, prune_vocab
+    from edgeslim.prune.step import structure_of, vocab_texts
+    from edgeslim.models.vocab import collect_vocab, prune_vocab
     from edgeslim.tasks import get_task
 
     torch.set_num_threads(2)

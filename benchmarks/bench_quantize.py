@@ -95,9 +95,11 @@ def main() -> None:
     from edgeslim.models.hf import load_model, load_tokenizer
     from edgeslim.quantize.search import latency_inputs
     from edgeslim.runtime.onnx_rt import make_session, session_forward
-    from edgeslim.steps.export_onnx import copy_sidecar_files, export_text_model_to_onnx
+    from edgeslim.models.hf import copy_sidecar_files
+    from edgeslim.runtime.onnx_export import export_text_model_to_onnx
     from edgeslim.tasks import get_task
-    from edgeslim.train.evaluate import EvalSettings, predict_text, score, torch_forward
+    from edgeslim.evaluate.text import EvalSettings, predict_text, score
+    from edgeslim.runtime.torch_rt import torch_forward
 
     torch.set_num_threads(2)
     out = Path(args.out)

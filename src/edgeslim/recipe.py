@@ -38,33 +38,8 @@ class Recipe:
     source: dict[str, Any] = field(default_factory=dict)
 
 
-def load_steps() -> None:
-    """Import every module that registers steps (kept here so the core import stays light)."""
-    import importlib
-
-    for mod in STEP_MODULES:
-        importlib.import_module(mod)
-
-
-# Modules that register steps; each capability adds its module here.
-STEP_MODULES: list[str] = [
-    "edgeslim.steps.distill",
-    "edgeslim.steps.profile",
-    "edgeslim.train.finetune",
-    "edgeslim.steps.evaluate",
-    "edgeslim.steps.export_onnx",
-    "edgeslim.steps.export_litert",
-    "edgeslim.steps.export_executorch",
-    "edgeslim.steps.export_coreml",
-    "edgeslim.steps.export",
-    "edgeslim.steps.prune",
-    "edgeslim.steps.quantize",
-]
-
-
 def parse_recipe(data: Any, where: str = "recipe") -> Recipe:
     """Validate a recipe mapping (already parsed from YAML) into a Recipe."""
-    load_steps()
     if not isinstance(data, dict):
         raise RecipeError(f"{where}: a recipe is a mapping with keys {', '.join(TOP_KEYS)}")
     for key in data:

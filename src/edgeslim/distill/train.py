@@ -12,8 +12,8 @@ from typing import Any, Callable
 
 from ..fileio import atomic_path
 from ..progress import progress_bar
-from ..train.finetune import lr_factor, optimizer_step
-from ..train.text import Encoded, collate, length_grouped_batches
+from ..finetune.step import lr_factor, optimizer_step
+from ..training.text import Encoded, collate, length_grouped_batches
 from .losses import LossContext, Outputs, combined_loss, needs_of
 
 
@@ -83,7 +83,7 @@ def teacher_logits(teacher: Any, data: Encoded, pad_id: int, *, cache_dir: Path 
     """Teacher logits for every example of `data` (in order), computed once and cached on disk under `key`."""
     import torch
 
-    from ..train.text import iter_batches
+    from ..training.text import iter_batches
 
     cache = Path(cache_dir) / f"teacher-logits-{key}.pt" if cache_dir else None
     if cache is not None and cache.is_file():

@@ -8,7 +8,6 @@ are fitted to them, so host predictions are calibrated.
 from __future__ import annotations
 
 import datetime
-import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 

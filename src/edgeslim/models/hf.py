@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 from .._compat import require
 from ..errors import ModelError
 from .config import NormalizedConfig, normalize_config
+from .pruned import shrink_to_config
 from .zoo import resolve_model_source
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
@@ -110,7 +112,7 @@ def load_model(folder: str | Path, kind: str | None = None, *, num_labels: int |
         kwargs["label2id"] = {v: int(k) for k, v in id2label.items()}
     try:
         # eager attention: exports and attention-map distillation need the plain math path
-        from .pruned import is_pruned_config, load_pruned_model
+        from .pruned import is_pruned_config
 
         if is_pruned_config(read_config(path)):  # per-layer shapes stock transformers cannot rebuild
             model = load_pruned_model(path, auto, **kwargs)
@@ -139,3 +141,55 @@ def save_model(model: Any, folder: str | Path, tokenizer: Any = None) -> Path:
     if tokenizer is not None:
         tokenizer.save_pretrained(str(folder))
     return folder
+
+
+SIDECAR_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json", "config.json")
+
+
+def copy_sidecar_files(src: Path, dst: Path) -> None:
+    """Copy a model folder's tokenizer files and config.json so the exported artifact is self-contained."""
+    for name in SIDECAR_FILES:
+        if (Path(src) / name).is_file():
+            shutil.copy2(Path(src) / name, Path(dst) / name)
+
+
+def load_pruned_model(path: str | Path, auto_cls: Any, **kwargs: Any) -> Any:
+    """Build the model from its config, shrink it to the recorded structure, load the weights strictly."""
+
+
+    tf = transformers()
+    path = Path(path)
+    config = tf.AutoConfig.from_pretrained(str(path), local_files_only=True, **kwargs)
+    config._attn_implementation = "eager"
+    model = auto_cls.from_config(config, attn_implementation="eager")
+    shrink_to_config(model)
+    state = _read_state_dict(path)
+    own = model.state_dict()
+    # a head whose size changed (other num_labels) is freshly initialised, as from_pretrained does
+    state = {k: v for k, v in state.items() if not (k in own and own[k].shape != v.shape
+                                                   and k.startswith(("classifier.", "qa_outputs.")))}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    # a fresh head (num_labels changed) may be missing; anything else means a mismatch
+    missing = [k for k in missing if not k.startswith(("classifier.", "qa_outputs.", "cls."))]
+    tied = set(getattr(model, "_tied_weights_keys", None) or {})
+    missing = [k for k in missing if k not in tied and not k.endswith("position_ids")]
+    if missing or unexpected:
+        raise ModelError(f"pruned model weights in {path} do not match the recorded structure: missing "
+                         f"{missing[:5]}, unexpected {list(unexpected)[:5]}")
+    if hasattr(model, "tie_weights"):
+        model.tie_weights()
+    model.eval()
+    return model
+
+
+def _read_state_dict(path: Path) -> dict[str, Any]:
+    if (path / "model.safetensors").is_file():
+        from safetensors.torch import load_file
+
+        return load_file(str(path / "model.safetensors"))
+    if (path / "pytorch_model.bin").is_file():
+        import torch
+
+        return torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    raise ModelError(f"{path} holds no single-file weights (model.safetensors); "
+                     "sharded pruned models are not supported")

@@ -15,7 +15,6 @@ the config, shrinks it to the recorded shapes and then loads the weights strictl
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import ConfigError, ModelError
@@ -175,46 +174,8 @@ def shrink_to_config(model: Any) -> Any:
     return model
 
 
-def load_pruned_model(path: str | Path, auto_cls: Any, **kwargs: Any) -> Any:
-    """Build the model from its config, shrink it to the recorded structure, load the weights strictly."""
-    from .hf import transformers
-
-    tf = transformers()
-    path = Path(path)
-    config = tf.AutoConfig.from_pretrained(str(path), local_files_only=True, **kwargs)
-    config._attn_implementation = "eager"
-    model = auto_cls.from_config(config, attn_implementation="eager")
-    shrink_to_config(model)
-    state = _read_state_dict(path)
-    own = model.state_dict()
-    # a head whose size changed (other num_labels) is freshly initialised, as from_pretrained does
-    state = {k: v for k, v in state.items() if not (k in own and own[k].shape != v.shape
-                                                   and k.startswith(("classifier.", "qa_outputs.")))}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    # a fresh head (num_labels changed) may be missing; anything else means a mismatch
-    missing = [k for k in missing if not k.startswith(("classifier.", "qa_outputs.", "cls."))]
-    tied = set(getattr(model, "_tied_weights_keys", None) or {})
-    missing = [k for k in missing if k not in tied and not k.endswith("position_ids")]
-    if missing or unexpected:
-        raise ModelError(f"pruned model weights in {path} do not match the recorded structure: missing "
-                         f"{missing[:5]}, unexpected {list(unexpected)[:5]}")
-    if hasattr(model, "tie_weights"):
-        model.tie_weights()
-    model.eval()
-    return model
 
 
-def _read_state_dict(path: Path) -> dict[str, Any]:
-    if (path / "model.safetensors").is_file():
-        from safetensors.torch import load_file
-
-        return load_file(str(path / "model.safetensors"))
-    if (path / "pytorch_model.bin").is_file():
-        import torch
-
-        return torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    raise ModelError(f"{path} holds no single-file weights (model.safetensors); "
-                     "sharded pruned models are not supported")
 
 
 def count_params(model: Any) -> int:

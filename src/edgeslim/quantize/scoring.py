@@ -28,7 +28,7 @@ class OnnxScorer:
     def outputs(self, model_path: str | Path, which: str) -> Any:
         """Logits of `model_path` on example set `which` (cached per file and set)."""
         from ..runtime.onnx_rt import make_session, session_forward
-        from ..train.evaluate import EvalSettings, predict_text
+        from ..evaluate.text import EvalSettings, predict_text
 
         key = (str(model_path), which)
         if key not in self._cache:
@@ -39,7 +39,7 @@ class OnnxScorer:
 
     def metric(self, model_path: str | Path, which: str) -> float:
         """The task's primary metric of `model_path` on set `which`."""
-        from ..train.evaluate import score
+        from ..evaluate.text import score
 
         out = self.outputs(model_path, which)
         return float(score(self.task, out, [e.label for e in self.examples[which]])[self.task.primary])

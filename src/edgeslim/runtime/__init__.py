@@ -5,7 +5,6 @@ tensors, or pixel_values). Each runtime module registers a loader for the artifa
 """
 from __future__ import annotations
 
-import importlib
 from typing import Any, Callable
 
 from ..artifact import ModelArtifact
@@ -14,16 +13,9 @@ from ..registry import Registry
 Forward = Callable[[dict[str, Any]], Any]
 Loader = Callable[[ModelArtifact, int], Forward]  # (artifact, threads) -> forward
 
-RUNTIMES: Registry[Loader] = Registry("runtime for artifact format")
-
-# artifact format -> module that registers its loader (imported on first use: heavy backends)
-RUNTIME_MODULES: dict[str, str] = {
-    "hf": "edgeslim.runtime.torch_rt",
-    "onnx": "edgeslim.runtime.onnx_rt",
-    "tflite": "edgeslim.runtime.litert_rt",
-    "pte": "edgeslim.runtime.executorch_rt",
-    "mlpackage": "edgeslim.runtime.coreml_rt",
-}
+# Each module of this package registers the loader of the format it runs (imported on first lookup; the
+# modules load their heavy backends inside the loaders).
+RUNTIMES: Registry[Loader] = Registry("runtime for artifact format", discover="edgeslim.runtime")
 
 
 def register_runtime(fmt: str) -> Callable[[Loader], Loader]:
@@ -35,6 +27,4 @@ def register_runtime(fmt: str) -> Callable[[Loader], Loader]:
 
 def load_forward(art: ModelArtifact, threads: int = 2) -> Forward:
     """A forward function for `art` in the runtime that runs its format."""
-    if art.format not in RUNTIMES and art.format in RUNTIME_MODULES:
-        importlib.import_module(RUNTIME_MODULES[art.format])
     return RUNTIMES.get(art.format)(art, threads)

@@ -1,6 +1,10 @@
 """PyTorch runtime for HF-format artifacts."""
 from __future__ import annotations
 
+from typing import Any, Callable
+
+import numpy as np
+
 from ..artifact import ModelArtifact
 from . import Forward, register_runtime
 
@@ -11,7 +15,18 @@ def load_torch(art: ModelArtifact, threads: int = 2) -> Forward:
     import torch
 
     from ..models.hf import artifact_kind, load_model
-    from ..train.evaluate import torch_forward
+
 
     torch.set_num_threads(threads)
     return torch_forward(load_model(art.path, artifact_kind(art)))
+
+
+def torch_forward(model: Any) -> Callable[[dict[str, Any]], np.ndarray]:
+    """A forward function over a PyTorch HF model returning logits as numpy."""
+    import torch
+
+    def fwd(batch: dict[str, Any]) -> np.ndarray:
+        with torch.inference_mode():
+            return model(**batch).logits.float().numpy()
+
+    return fwd

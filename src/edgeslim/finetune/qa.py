@@ -1,0 +1,100 @@
+"""Extractive question answering (SQuAD v1.1): features with doc stride, fine-tuning, span decoding.
+
+Only SQuAD's dev file is in the data directory, so `--task squad` trains on the `squad-dev-train`
+articles and evaluates on the held-out `squad-dev-eval` articles (see tasks/squad.py). If the user
+adds train-v1.1.json, training uses it and evaluation uses the whole dev file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+
+from ..artifact import ModelArtifact
+from ..context import RunContext
+from ..errors import ConfigError, DataError
+from ..fileio import atomic_dir
+from ..progress import progress_bar
+from ..evaluate.qa import evaluate_qa_model
+from ..tasks.base import TaskSpec, get_task
+from ..training.qa import collate_qa, prepare_features
+from ..tasks.squad import QAExample
+
+
+
+
+
+def qa_splits(task: TaskSpec, ctx: RunContext) -> tuple[list[QAExample], list[QAExample], str]:
+    """(train examples, eval examples, description of the split) for a SQuAD task."""
+    full = get_task("squad")
+    try:
+        train = full.load("train", ctx.settings)
+        return train, full.load("dev", ctx.settings), "train-v1.1 -> dev-v1.1 (all articles)"
+    except DataError:
+        pass
+    if task.name == "squad-dev-eval":
+        raise ConfigError("squad-dev-eval is an evaluation split; fine-tune with --task squad")
+    return (get_task("squad-dev-train").load("dev", ctx.settings), get_task("squad-dev-eval").load("dev", ctx.settings),
+            "article split of dev-v1.1: train on articles i % 5 != 4, evaluate on i % 5 == 4")
+
+
+
+
+
+
+
+
+
+
+
+
+def finetune_qa(model: ModelArtifact, cfg: Any, ctx: RunContext, task: TaskSpec) -> ModelArtifact:
+    """Fine-tune a QA head on SQuAD (article split of dev unless train-v1.1.json is present)."""
+    import torch
+
+    from ..models.hf import load_model, load_tokenizer, save_model
+    from ..training.loop import lr_factor, optimizer_step
+    from ..training.text import length_grouped_batches
+
+    ctx.seed_everything()
+    train, held_out, split_desc = qa_splits(task, ctx)
+    tok = load_tokenizer(model.path)
+    net = load_model(model.path, "qa")
+    max_length = max(cfg.max_length, 256)
+    feats = prepare_features(tok, train, max_length=max_length)
+    spe = math.ceil(len(feats) / cfg.batch_size)
+    total = max(1, int(cfg.epochs * spe))
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    budget = cfg.max_minutes * 60
+    start, step, stopped_by = time.perf_counter(), 0, "epochs"
+    net.train()
+    with progress_bar(f"finetune {task.name}", total, ctx.quiet) as bar:
+        while step < total and stopped_by == "epochs":
+            epoch = step // spe
+            for b in length_grouped_batches([len(x) for x in feats.input_ids], cfg.batch_size, ctx.seed + epoch)[
+                    step - epoch * spe:]:
+                elapsed = time.perf_counter() - start
+                if elapsed >= budget:
+                    stopped_by = "max_minutes"
+                    break
+                for g in opt.param_groups:
+                    g["lr"] = cfg.lr * lr_factor(max(step / total, elapsed / budget), cfg.warmup)
+                loss = net(**collate_qa(feats, b, tok.pad_token_id, with_labels=True)).loss
+                optimizer_step(loss, net.parameters(), opt)
+                step += 1
+                bar.advance()
+                if step >= total:
+                    break
+    seconds = time.perf_counter() - start
+    metrics = evaluate_qa_model(net, tok, held_out, cfg.eval_batch_size, max_length)
+    metrics["eval"]["split"] = split_desc
+    metrics["train"] = {"steps": step, "seconds": round(seconds, 1), "stopped_by": stopped_by,
+                        "examples": len(train), "features": len(feats)}
+    with atomic_dir(Path(ctx.out_dir)) as tmp:
+        save_model(net, tmp, tok)
+    return ModelArtifact.create(ctx.out_dir, "hf", task="squad", parent=model, step="finetune",
+                                step_config={**dataclasses.asdict(cfg), "seed": ctx.seed}, metrics=metrics,
+                                extra={"kind": "qa", "split": split_desc})

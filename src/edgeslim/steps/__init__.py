@@ -1,1 +1,0 @@
-"""Optimisation and analysis steps; each module registers its steps (see recipe.STEP_MODULES)."""

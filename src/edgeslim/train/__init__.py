@@ -1,1 +1,0 @@
-"""Training and evaluation loops (import torch; load lazily from the CLI and steps)."""
