@@ -36,6 +36,16 @@ def content_hash(folder: str | Path) -> str:
     return h.hexdigest()
 
 
+def run_key(*parts: Any) -> str:
+    """The one key of "everything this output depends on": sha256 of the parts as sorted JSON, 16 hex digits.
+
+    Used for the pipeline's step cache, training checkpoints and cached teacher outputs, so a changed input,
+    option or seed never resumes from a stale file.
+    """
+    blob = json.dumps(list(parts), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def folder_bytes(folder: str | Path) -> int:
     """Total size in bytes of the model files in `folder` (manifest excluded)."""
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file() and p.name != MANIFEST)

@@ -3,13 +3,11 @@ after a crash resumes at the first step that has not finished."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .artifact import MANIFEST, ModelArtifact
+from .artifact import MANIFEST, ModelArtifact, run_key
 from .context import RunContext
 from .errors import StepError
 from .fileio import write_json
@@ -19,8 +17,7 @@ from .registry import STEPS
 
 def step_key(step: RecipeStep, source: ModelArtifact, task: str | None, seed: int) -> str:
     """Hash of everything a step's output depends on."""
-    blob = json.dumps([step.name, step.options, source.content_hash, task, seed], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return run_key(step.name, step.options, source.content_hash, task, seed)
 
 
 def cached_output(folder: Path, key: str) -> ModelArtifact | None:

@@ -38,13 +38,10 @@ class ExportOnnxConfig(TargetConfig):
 
 def optimize_onnx(path: Path, level: str) -> None:
     """Rewrite `path` with ONNX Runtime's offline graph optimisations at `level` (basic or extended)."""
-    ort = require("onnxruntime")
-    so = ort.SessionOptions()
-    so.graph_optimization_level = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-                                   "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED}[level]
+    from ..runtime.onnx_rt import make_session
+
     tmp = path.with_suffix(".opt.onnx")
-    so.optimized_model_filepath = str(tmp)
-    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    make_session(path, optimization=level, optimized_path=tmp)
     tmp.replace(path)
 
 

@@ -39,14 +39,11 @@ def _gemm_model(n: int, int8: bool) -> bytes:
 
 def gemm_gops(n: int = 1024, int8: bool = False, threads: int = 2, iters: int = 10) -> dict[str, float]:
     """Achievable ONNX Runtime GEMM throughput (giga-ops/s, 2 ops per MAC) at `threads` threads (best round p50)."""
-    ort = require("onnxruntime")
     import numpy as np
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(_gemm_model(n, int8), so, providers=["CPUExecutionProvider"])
+    from ..runtime.onnx_rt import make_session
+
+    sess = make_session(_gemm_model(n, int8), threads)
     rng = np.random.default_rng(1)
     a = rng.integers(0, 255, (n, n), dtype=np.uint8) if int8 else rng.standard_normal((n, n)).astype(np.float32)
     p50, best = _best_round(lambda: sess.run(None, {"A": a}), iters)

@@ -14,15 +14,30 @@ def onnx_file(art: ModelArtifact) -> Path:
     return Path(art.path) / art.extra.get("file", "model.onnx")
 
 
-def make_session(path: str | Path, threads: int = 2) -> Any:
-    """An InferenceSession on the CPU with `threads` intra-op threads and sequential execution."""
+OPTIMIZATION_LEVELS = ("disabled", "basic", "extended", "all")
+
+
+def make_session(model: str | Path | bytes, threads: int = 2, *, optimization: str = "all",
+                 optimized_path: str | Path | None = None) -> Any:
+    """The one ONNX Runtime session builder: CPU, `threads` intra-op threads, sequential execution.
+
+    `model` is a file path or serialized bytes; `optimization` the graph optimisation level; with `optimized_path`
+    ORT also writes the optimised graph there (offline optimisation).
+    """
     ort = require("onnxruntime")
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    so.graph_optimization_level = {"disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+                                   "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                                   "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                                   "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[optimization]
+    if optimized_path is not None:
+        so.optimized_model_filepath = str(optimized_path)
+    return ort.InferenceSession(model if isinstance(model, bytes) else str(model), so,
+                                providers=["CPUExecutionProvider"])
 
 
 def session_forward(sess: Any) -> Forward:
