@@ -61,3 +61,31 @@ def test_six_step_recipe_on_a_tiny_model(tiny_data, tmp_path):
     prof = final["profile"]
     assert prof["format"] == "onnx" and prof["precision"] == "int8" and prof["cost"]["params"] > 0
     assert "raspberry-pi-5" in prof["hardware"]
+
+
+def _folder_digest(folder) -> dict[str, str]:
+    import hashlib
+    from pathlib import Path
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+def test_analysis_steps_never_write_into_their_input(tiny_data, tiny_bert_dir, tmp_path):
+    """eval and profile as the first steps: the source folder (think: an installed package) is byte-identical
+    afterwards; their metrics live in the run folder and reach the next step in memory."""
+    before = _folder_digest(tiny_bert_dir)
+    r = parse_recipe({"model": str(tiny_bert_dir), "task": "sst2", "steps": [
+        {"eval": {"batch_size": 8}},
+        {"profile": {"hardware": ["raspberry-pi-5"], "seq_len": 16, "measure": False}},
+        {"prune": {"heads": 0.5, "recover_minutes": 0}}]})
+    lineage = run_recipe(r, tmp_path / "run", quiet=True)
+    assert _folder_digest(tiny_bert_dir) == before
+    saved = json.loads((tmp_path / "run" / "01-eval" / "metrics.json").read_text())
+    assert saved["metrics"]["sst2/dev"]["eval"]["n"] == 32 and saved["model_hash"] == lineage[0]["hash"]
+    assert "profile" in json.loads((tmp_path / "run" / "02-profile" / "metrics.json").read_text())["metrics"]
+    assert "sst2/dev" in lineage[2]["metrics"] and lineage[3]["parent"] == lineage[0]["hash"]
+    again = run_recipe(r, tmp_path / "run", quiet=True)
+    assert [s.get("cached") for s in again[1:]] == [True, True, True]
+    assert again[1]["metrics"]["sst2/dev"] == lineage[1]["metrics"]["sst2/dev"]
+    assert _folder_digest(tiny_bert_dir) == before

@@ -79,10 +79,9 @@ class ModelArtifact:
         return folder_bytes(self.path)
 
     def with_metrics(self, **metrics: Any) -> "ModelArtifact":
-        """A copy with metrics merged in, saved back to the manifest."""
-        new = dataclasses.replace(self, metrics={**self.metrics, **metrics})
-        new.save_manifest()
-        return new
+        """A copy with metrics merged in, in memory only: the artifact's folder (maybe an installed package or
+        another run's output) is never written; the pipeline records the metrics in its own run folder."""
+        return dataclasses.replace(self, metrics={**self.metrics, **metrics})
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

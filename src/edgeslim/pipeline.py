@@ -3,6 +3,7 @@ after a crash resumes at the first step that has not finished."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -28,6 +29,27 @@ def cached_output(folder: Path, key: str) -> ModelArtifact | None:
     return art if art.extra.get("run_key") == key else None
 
 
+METRICS_FILE = "metrics.json"
+
+
+def run_analysis_step(spec: Any, step: RecipeStep, art: ModelArtifact, ctx: RunContext,
+                      key: str) -> tuple[ModelArtifact, bool]:
+    """Run (or reuse) an analysis step: the model is unchanged; the metrics it adds go to the step's folder in the
+    run (`NN-<step>/metrics.json`), never into the input's folder. Returns the artifact with them and `cached`."""
+    out = Path(ctx.out_dir) / METRICS_FILE
+    if out.is_file():
+        saved = json.loads(out.read_text())
+        if saved.get("run_key") == key:
+            return dataclasses.replace(art, metrics={**art.metrics, **saved["metrics"]}), True
+    new = spec.fn(art, step.config, ctx)
+    if not isinstance(new, ModelArtifact) or new.content_hash != art.content_hash:
+        raise StepError(f"analysis step {step.name!r} must return its input artifact with metrics added")
+    added = {k: v for k, v in new.metrics.items() if art.metrics.get(k) != v}
+    write_json(out, {"run_key": key, "step": step.name, "options": step.options, "model": str(art.path),
+                     "model_hash": art.content_hash, "metrics": added})
+    return new, False
+
+
 def source_artifact(model: str) -> ModelArtifact:
     """Adopt a packaged model name, HF folder or artifact folder as the pipeline's input."""
     from .models.zoo import resolve_model_source
@@ -46,29 +68,28 @@ def run_recipe(recipe: Recipe, out_dir: str | Path, *, quiet: bool = False,
     for i, step in enumerate(recipe.steps, start=1):
         folder = out_dir / f"{i:02d}-{step.name}"
         key = step_key(step, art, recipe.task, recipe.seed)
+        spec = STEPS.get(step.name)
         t0 = time.perf_counter()
-        cached = cached_output(folder, key)
-        if cached is not None:
-            new = cached
+        ctx = RunContext(out_dir=folder, task=recipe.task, seed=recipe.seed, threads=recipe.threads, quiet=quiet)
+        if spec.analysis:
+            new, cached = run_analysis_step(spec, step, art, ctx, key)
         else:
-            ctx = RunContext(out_dir=folder, task=recipe.task, seed=recipe.seed, threads=recipe.threads, quiet=quiet)
-            spec = STEPS.get(step.name)
-            new = spec.fn(art, step.config, ctx)
-            if not isinstance(new, ModelArtifact):
-                raise StepError(f"step {step.name!r} returned {type(new).__name__}, not a ModelArtifact")
-            if Path(new.path) == Path(art.path):
-                pass  # an analysis step (eval, profile): same model, metrics added; cheap, not cached
-            elif Path(new.path) != folder:
-                raise StepError(f"step {step.name!r} wrote to {new.path}, expected {folder}")
-            else:
+            new = cached_output(folder, key)
+            cached = new is not None
+            if new is None:
+                new = spec.fn(art, step.config, ctx)
+                if not isinstance(new, ModelArtifact):
+                    raise StepError(f"step {step.name!r} returned {type(new).__name__}, not a ModelArtifact")
+                if Path(new.path) != folder:
+                    raise StepError(f"step {step.name!r} wrote to {new.path}, expected {folder}")
                 new = dataclasses.replace(new, extra={**new.extra, "run_key": key})
                 new.save_manifest()
         seconds = time.perf_counter() - t0
         lineage.append({"step": step.name, "options": step.options, "path": str(new.path), "hash": new.content_hash,
-                        "parent": new.parent_hash, "metrics": new.metrics, "cached": cached is not None,
+                        "parent": new.parent_hash, "metrics": new.metrics, "cached": cached,
                         "seconds": round(seconds, 1)})
         write_json(out_dir / "lineage.json", lineage)
         if on_step:
-            on_step(i, step, new, cached is not None, seconds)
+            on_step(i, step, new, cached, seconds)
         art = new
     return lineage
