@@ -83,3 +83,44 @@ def real_data() -> Path:
     if not REAL_DATA.is_dir():
         pytest.skip(f"real data not found at {REAL_DATA}")
     return REAL_DATA
+
+
+class TinySteps:
+    """Runs registered steps on one tiny BERT with synthetic SST-2 (train 48, dev 24), each step once per session,
+    so the registry tests and the export tests share the slow conversions. Data is passed through the context's
+    settings, not the environment, so nothing leaks into other tests."""
+
+    OPTIONS: dict[str, dict] = {}   # filled by tests/test_registries.py (tiny options per registered step)
+
+    def __init__(self, root: Path):
+        from edgeslim.artifact import ModelArtifact
+        from edgeslim.models.tiny import save_tiny_bert
+        from edgeslim.settings import Settings
+
+        write_sst2(root / "data" / "glue" / "SST-2", n_train=48, n_dev=24)
+        self.root = root
+        self.settings = Settings(data_dir=root / "data", data_dir_source="test", runs_dir=root / "runs", threads=2)
+        self.src = ModelArtifact.load(save_tiny_bert(root / "bert"))
+        self._out: dict[str, object] = {}
+
+    def run(self, name: str, options: dict | None = None):
+        """The artifact step `name` makes from the tiny model (skips when a backend it needs is not installed)."""
+        import importlib.util
+
+        from edgeslim.context import RunContext
+        from edgeslim.registry import STEPS
+
+        if name not in self._out:
+            spec = STEPS.get(name)
+            cfg = spec.make_config(self.OPTIONS.get(name, {}) if options is None else options)
+            absent = [m for m in spec.required_backends(cfg) if importlib.util.find_spec(m) is None]
+            if absent:
+                pytest.skip(f"step {name}: backend(s) {absent} not installed")
+            ctx = RunContext(out_dir=self.root / "out" / name, task="sst2", quiet=True, settings=self.settings)
+            self._out[name] = spec.fn(self.src, cfg, ctx)
+        return self._out[name]
+
+
+@pytest.fixture(scope="session")
+def tiny_steps(tmp_path_factory) -> TinySteps:
+    return TinySteps(tmp_path_factory.mktemp("tinysteps"))

@@ -1,6 +1,7 @@
 """Export to every installed runtime: run, outputs within tolerance, corrupted files caught, clear errors.
 
-Conversions are slow, so one module-scoped bundle export is shared by the tests; targets whose
+Conversions are slow, so the per-target exports of one tiny model are made once per session (conftest.TinySteps)
+and shared with the registry tests; targets whose
 extra is not installed are skipped with the reason (the MissingBackendError tests always run).
 """
 from __future__ import annotations
@@ -20,7 +21,9 @@ from edgeslim.errors import ConfigError, ExportMismatchError, MissingBackendErro
 
 from ..conftest import write_sst2
 
-BACKEND = {"onnx": "onnxruntime", "litert": "litert_torch", "executorch": "executorch", "coreml": "coremltools"}
+from edgeslim.export.base import TARGETS
+
+BACKEND = {t: TARGETS.get(t).backends[0] for t in TARGETS.names()}   # every registered target
 RUNTIME_MODULE = {"onnx": "onnxruntime", "litert": "ai_edge_litert", "executorch": "executorch",
                   "coreml": "coremltools"}
 SEQ = 16
@@ -41,10 +44,8 @@ def need(target: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def src(tmp_path_factory) -> ModelArtifact:
-    from edgeslim.models.tiny import save_tiny_bert
-
-    return ModelArtifact.load(save_tiny_bert(tmp_path_factory.mktemp("exp") / "bert"))
+def src(tiny_steps) -> ModelArtifact:
+    return tiny_steps.src
 
 
 @pytest.fixture(scope="module")
@@ -58,19 +59,18 @@ def data_env(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def bundle(src, data_env, tmp_path_factory) -> ModelArtifact:
-    """FP32 (FP16 for Core ML) exports of the tiny model to every installed target, in one call."""
-    from edgeslim.export.bundle import ExportConfig, export_many
-
-    if not INSTALLED:
-        pytest.skip("no export backend installed")
-    cfg = ExportConfig(targets=tuple(INSTALLED), precisions=("fp32", "fp16"), seq_len=SEQ, validate_n=16)
-    return export_many(src, cfg, RunContext(out_dir=tmp_path_factory.mktemp("out") / "bundle", task="sst2"))
+def bundle(tiny_steps):
+    """The per-target `export.<target>` step outputs of the shared tiny model (FP32; FP16 for Core ML), made once
+    per session and shared with tests/test_registries.py."""
+    return tiny_steps
 
 
-def sub(bundle: ModelArtifact, target: str) -> ModelArtifact:
-    row = next(r for r in bundle.extra["exports"] if r["target"] == target)
-    return ModelArtifact.load(Path(bundle.path) / row["export"])
+def sub(bundle, target: str) -> ModelArtifact:
+    """The `target` export: from the shared per-target outputs, or from an `export` bundle artifact's folder."""
+    if isinstance(bundle, ModelArtifact):
+        row = next(r for r in bundle.extra["exports"] if r["target"] == target)
+        return ModelArtifact.load(Path(bundle.path) / row["export"])
+    return bundle.run(f"export.{target}")
 
 
 def torch_logits(src: ModelArtifact, batch: dict) -> np.ndarray:
