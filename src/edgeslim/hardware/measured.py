@@ -79,7 +79,7 @@ def iters_for(fn: Callable[[], Any], budget_s: float, lo: int = 5, hi: int = 200
 def shape_runner(spec: ShapeSpec, folder: str | Path, threads: int = 2) -> Callable[[], Any]:
     """Export a random BERT of `spec`'s shape to ONNX in `folder`; return a callable running it in ONNX Runtime."""
     from ..models.tiny import tiny_bert
-    from ..export.onnx import export_text_model_to_onnx
+    from ..runtime.onnx_export import export_text_model_to_onnx
 
     cfg = spec.config()
     model = tiny_bert("classification", layers=spec.layers, hidden=spec.hidden, heads=cfg["num_attention_heads"],
@@ -137,7 +137,7 @@ def measure_artifact(art: Any, *, batch: int, seq_len: int, vocab: int, threads:
             fns["onnxruntime"] = onnx_runner(onnx_file(art), feed, threads)
         elif art.format == "hf":
             from ..models.hf import artifact_kind, load_model
-            from ..export.onnx import export_text_model_to_onnx
+            from ..runtime.onnx_export import export_text_model_to_onnx
 
             kind = artifact_kind(art) or "classification"
             model = load_model(art.path, kind)

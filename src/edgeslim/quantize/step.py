@@ -31,7 +31,7 @@ class QuantizeConfig:
     """Quantize with ONNX Runtime; `auto` searches schemes and FP32 exclusions for the fastest within max_drop."""
 
     scheme: str = "auto"                 # one of SCHEMES
-    max_drop: Any = 0.5                  # auto: metric points (0.5) or relative ("1%"); >= 0
+    max_drop: float | str = 0.5          # auto: metric points (0.5) or relative ("1%"); >= 0
     candidates: tuple[str, ...] = ("dynamic", "dynamic-attn", "dynamic-pertensor", "dynamic-attn-pertensor",
                                  "static-minmax", "static-percentile", "static-entropy")
     mixed_k: tuple[int, ...] = (2, 4, 8)  # auto: mixed candidates keeping k most sensitive groups in FP32
@@ -96,7 +96,7 @@ def _fp32_onnx(model: ModelArtifact, cfg: QuantizeConfig, scratch: Path) -> tupl
         return path, Path(model.extra.get("tokenizer_dir", model.path))
     if model.format == "hf":
         from ..models.hf import artifact_kind, load_model
-        from ..export.onnx import export_text_model_to_onnx
+        from ..runtime.onnx_export import export_text_model_to_onnx
 
         kind = artifact_kind(model) or "classification"
         if kind not in ("classification", "regression"):
