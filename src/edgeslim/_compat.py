@@ -18,7 +18,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "litert_torch": ("litert-torch", "litert"),
     "ai_edge_litert": ("ai-edge-litert", "litert"),
     "coremltools": ("coremltools", "coreml"),
-    "optuna": ("Optuna", "search"),
+    "scipy": ("SciPy", "onnx"),
     "matplotlib": ("matplotlib", "report"),
     "PIL": ("Pillow", "vision"),
 }

@@ -87,12 +87,9 @@ def masked_mse(s: Any, t: Any, mask: Any) -> Any:
 @register_loss("kl", needs=("logits",))
 def soft_label_kl(s: Outputs, t: Outputs, ctx: LossContext) -> Any:
     """Soft-label KL(teacher || student) at temperature T, scaled by T^2 (Hinton et al.)."""
-    import torch.nn.functional as F
+    from ..training.kd import soft_label_kl as kl
 
-    T = ctx.temperature
-    log_ps = F.log_softmax(s.logits / T, dim=-1)
-    log_pt = F.log_softmax(t.logits / T, dim=-1)
-    return F.kl_div(log_ps, log_pt, reduction="batchmean", log_target=True) * T * T
+    return kl(s.logits, t.logits, ctx.temperature)
 
 
 @register_loss("ce", needs=("labels",))

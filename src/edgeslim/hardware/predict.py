@@ -266,8 +266,10 @@ _FIELDS = ("linear", "attention", "elementwise", "memory", "op_overhead_us", "fi
 def fit_efficiency(profile: HardwareProfile, samples: Sequence[Sample], source: str = "") -> Efficiency:
     """Fit per-op-class efficiency factors and overheads to measured latencies (least squares on log ratio)."""
     import numpy as np
-    from scipy.optimize import least_squares
 
+    from .._compat import require
+
+    least_squares = require("scipy.optimize").least_squares
     if len(samples) < 3:
         raise ConfigError(f"fitting needs at least 3 measured shapes, got {len(samples)}")
     costs = [s.cost() for s in samples]
