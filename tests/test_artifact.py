@@ -32,7 +32,10 @@ def test_create_load_roundtrip_with_lineage(tmp_path):
     assert loaded == child
     assert json.loads((tmp_path / "c" / MANIFEST).read_text())["step"] == "export.onnx"
     updated = loaded.with_metrics(accuracy=0.8)
-    assert ModelArtifact.load(tmp_path / "c").metrics == {"accuracy": 0.8} == updated.metrics
+    assert updated.metrics == {"accuracy": 0.8}
+    assert ModelArtifact.load(tmp_path / "c").metrics == {}   # in memory only: the folder is never written
+    updated.save_manifest()
+    assert ModelArtifact.load(tmp_path / "c").metrics == {"accuracy": 0.8}
 
 
 def test_plain_hf_folder_is_adopted_and_bad_paths_fail(tmp_path):
