@@ -7,13 +7,19 @@ Every optimisation step is a frozen config dataclass plus a function registered 
 """
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import difflib
+import functools
 import importlib
+import importlib.util
 import pkgutil
+import re
+import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .errors import ConfigError
 
@@ -105,9 +111,9 @@ class StepSpec:
     analysis: bool = False
     backends: tuple[str, ...] = ()
 
-    def make_config(self, options: dict[str, Any] | None) -> Any:
-        """Build the config dataclass from plain options; unknown keys fail with a hint."""
-        return build_config(self.config_cls, options or {}, where=f"step {self.name!r}")
+    def make_config(self, options: dict[str, Any] | None, where: str | None = None) -> Any:
+        """Build the config dataclass from plain options; unknown keys, bad types and ranges fail with a hint."""
+        return build_config(self.config_cls, options or {}, where=f"step {self.name!r}" if where is None else where)
 
     def output_format(self, cfg: Any, input_format: str) -> str:
         """The format this step returns for `cfg` given an input of `input_format`."""
@@ -120,6 +126,18 @@ class StepSpec:
         """Python modules this step needs for `cfg`."""
         extra = getattr(cfg, "backends", None)
         return tuple(dict.fromkeys(self.backends + (tuple(extra()) if callable(extra) else ())))
+
+    def missing_backends(self, cfg: Any) -> tuple[str, ...]:
+        """The modules of `required_backends(cfg)` that are not installed (found without importing them)."""
+        return tuple(m for m in self.required_backends(cfg) if not backend_installed(m))
+
+
+def backend_installed(module: str) -> bool:
+    """Whether `module` could be imported, without importing it (only its top-level package is looked up)."""
+    try:
+        return importlib.util.find_spec(module.split(".")[0]) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 # Every module of the package may register steps; the CLI (which imports typer) is not searched.
@@ -141,20 +159,220 @@ def register_step(name: str, config_cls: type, *, accepts: typing.Iterable[str] 
     return deco
 
 
-def build_config(cls: type, options: dict[str, Any], where: str = "") -> Any:
-    """Instantiate dataclass `cls` from `options`, naming unknown or missing keys and bad types."""
+def build_config(cls: type, options: dict[str, Any], where: str = "", what: str = "option") -> Any:
+    """Instantiate dataclass `cls` from `options`: unknown or missing keys, then types (from the field
+    annotations, before `__post_init__` runs), then the ranges `__post_init__` checks; every error names the key,
+    what it takes, the value given and a fix. YAML lists become tuples where the field takes a tuple."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     prefix = f"{where}: " if where else ""
     for key in options:
         if key not in fields:
-            raise ConfigError(f"{prefix}unknown option {key!r}.{suggest(key, fields)}")
-    missing = [
-        n for n, f in fields.items()
-        if n not in options and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
-    ]
+            raise ConfigError(f"{prefix}unknown {what} {key!r}.{suggest(key, fields)}")
+    missing = [n for n, f in fields.items() if n not in options and field_default(f) is dataclasses.MISSING]
     if missing:
-        raise ConfigError(f"{prefix}missing required option(s): {', '.join(missing)}")
+        raise ConfigError(f"{prefix}missing required {what}(s): {', '.join(missing)}")
+    hints = type_hints(cls)
+    values = {}
+    for key, value in options.items():
+        hint = hints.get(key, Any)
+        if not matches(value, hint):
+            raise ConfigError(f"{prefix}{type_error(key, value, hint, fields[key], what)}")
+        values[key] = as_tuples(value, hint)
     try:
-        return cls(**options)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{prefix}{exc}") from exc
+        return cls(**values)
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{prefix}{range_error(str(exc), values, fields)}") from exc
+
+
+# ---------------------------------------------------------------- option types, from the field annotations
+# Supported: int, float (an int is accepted), bool (never an int for a number or a number for a bool), str, None,
+# unions (`int | tuple[int, ...] | None`), tuple[X, ...] (YAML lists accepted), list[X], dict[K, V], Literal, Any.
+
+NoneType = type(None)
+SEQUENCES = (tuple, list, set, frozenset)
+MAPPINGS = (dict, collections.abc.Mapping)
+
+
+@functools.cache
+def type_hints(cls: type) -> dict[str, Any]:
+    """The resolved field annotations of `cls` (they are strings under `from __future__ import annotations`)."""
+    return typing.get_type_hints(cls)
+
+
+def field_default(f: dataclasses.Field) -> Any:
+    """The field's default value (from its default factory if it has one), or dataclasses.MISSING."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return dataclasses.MISSING
+
+
+def union_arms(hint: Any) -> tuple[Any, ...]:
+    """The alternatives of a union (`a | b`, Optional[a]); a plain type is its own single arm."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return typing.get_args(hint)
+    return (hint,)
+
+
+def matches(value: Any, hint: Any) -> bool:
+    """Whether `value` (as YAML gives it) is acceptable for a field annotated `hint`."""
+    if hint is Any:
+        return True
+    arms = union_arms(hint)
+    if len(arms) > 1:
+        return any(matches(value, a) for a in arms)
+    if hint is None or hint is NoneType:
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return value in args
+    if origin in SEQUENCES or hint in SEQUENCES:
+        if not isinstance(value, (list, tuple)):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:   # fixed length: tuple[int, str]
+            return len(value) == len(args) and all(matches(v, a) for v, a in zip(value, args))
+        return not args or all(matches(v, args[0]) for v in value)
+    if origin in MAPPINGS or hint in MAPPINGS:
+        if not isinstance(value, dict):
+            return False
+        key_t, val_t = args or (Any, Any)
+        return all(matches(k, key_t) and matches(v, val_t) for k, v in value.items())
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True   # an annotation this checker does not understand is not checked
+
+
+def as_tuples(value: Any, hint: Any) -> Any:
+    """A YAML list as a tuple where the field takes a tuple (configs are frozen, hashable records)."""
+    if isinstance(value, list) and any(typing.get_origin(a) is tuple or a is tuple for a in union_arms(hint)):
+        return tuple(value)
+    return value
+
+
+_PLURAL = {"an integer": "integers", "a number": "numbers", "true or false": "true/false values",
+           "a string": "strings", "null": "nulls"}
+
+
+def describe(hint: Any) -> str:
+    """What a field annotated `hint` takes, in words: 'an integer, a list of integers or null'."""
+    if hint is Any:
+        return "any value"
+    arms = union_arms(hint)
+    if len(arms) > 1:
+        words = [describe(a) for a in arms]
+        return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+    if hint is None or hint is NoneType:
+        return "null"
+    simple = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    if hint in simple:
+        return simple[hint]
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in SEQUENCES or hint in SEQUENCES:
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return f"a list of {len(args)} ({', '.join(describe(a) for a in args)})"
+        item = describe(args[0]) if args else "any value"
+        return f"a list of {_PLURAL.get(item, item)}"
+    if origin in MAPPINGS or hint in MAPPINGS:
+        if len(args) != 2:
+            return "a mapping"
+        key, val = (describe(a).removeprefix("an ").removeprefix("a ") for a in args)
+        return f"a mapping of {key} to {val}"
+    return f"a {getattr(hint, '__name__', str(hint))}"
+
+
+def shown(value: Any) -> str:
+    """A value as the user wrote it in YAML: true/false/null for bool and None, repr otherwise."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return repr(value)
+
+
+def yaml_value(value: Any) -> str:
+    """A value written the way a recipe would write it (flow style): 32, 0.5, true, null, [a, b], {kl: 1.0}."""
+    if isinstance(value, (bool, NoneType)):
+        return shown(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(yaml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{yaml_value(k)}: {yaml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, str):
+        plain = re.fullmatch(r"[A-Za-z_][\w.\-/%]*", value) and value.lower() not in YAML_WORDS
+        return value if plain else repr(value)
+    return repr(value)
+
+
+YAML_WORDS = ("true", "false", "null", "yes", "no", "on", "off")   # plain scalars YAML would not read as text
+
+
+def example(key: str, f: dataclasses.Field, hint: Any, value: Any = None) -> str | None:
+    """A valid `key: value` line for the fix: the field's default, else a value of its first non-null type."""
+    if isinstance(value, float) and value.is_integer() and int in union_arms(hint):
+        return f"{key}: {int(value)}"
+    default = field_default(f)
+    if default is not dataclasses.MISSING and default is not None and matches(default, hint):
+        return f"{key}: {yaml_value(default)}"
+    for arm in union_arms(hint):
+        sample = {int: 1, float: 1.0, bool: True}.get(arm)
+        if sample is not None:
+            return f"{key}: {yaml_value(sample)}"
+    if default is None:
+        return f"{key}: null (the default)"
+    return None
+
+
+def first_bad_item(value: Any, hint: Any) -> str | None:
+    """For a list or mapping that fails `hint`, the first item that no list or mapping arm of `hint` takes."""
+    for arm in union_arms(hint):
+        origin, args = typing.get_origin(arm), typing.get_args(arm)
+        if isinstance(value, (list, tuple)) and origin in SEQUENCES and args and (len(args) == 1 or args[-1] is ...):
+            for i, v in enumerate(value, start=1):
+                if not matches(v, args[0]):
+                    return f"item {i} is {shown(v)}, {type(v).__name__}"
+        if isinstance(value, dict) and origin in MAPPINGS and len(args) == 2:
+            for k, v in value.items():
+                if not matches(k, args[0]):
+                    return f"key {shown(k)} is {type(k).__name__}"
+                if not matches(v, args[1]):
+                    return f"{k!r} is {shown(v)}, {type(v).__name__}"
+    return None
+
+
+def type_error(key: str, value: Any, hint: Any, f: dataclasses.Field, what: str = "option") -> str:
+    """'option 'batch_size' must be an integer, got 3.5 (float); fix: e.g. batch_size: 32'."""
+    got = shown(value) if value is None else f"{shown(value)} ({first_bad_item(value, hint) or type(value).__name__})"
+    fix = example(key, f, hint, value)
+    if isinstance(value, str) and float in union_arms(hint) \
+            and re.fullmatch(r"[-+]?(\d+|\d*\.\d+)[eE][-+]?\d+", value.strip()):
+        mantissa, exp = value.strip().lower().split("e")   # PyYAML reads 1e-4 (no dot) as a string
+        fix = f"write {key}: {mantissa if '.' in mantissa else mantissa + '.0'}e{exp} (YAML reads {value.strip()} " \
+              "without a dot as text)"
+    elif fix:
+        fix = f"e.g. {fix}"
+    return f"{what} {key!r} must be {describe(hint)}, got {got}" + (f"; fix: {fix}" if fix else "")
+
+
+def range_error(message: str, options: dict[str, Any], fields: dict[str, dataclasses.Field]) -> str:
+    """A config's own check message without its 'finetune: ' prefix, plus a fix for the option it names."""
+    m = re.match(r"([a-z][\w.]*): ", message)
+    if m and m.group(1) not in fields:
+        message = message[m.end():]
+    if "fix:" in message or "Did you mean" in message:
+        return message
+    for key in options:
+        if re.search(rf"(^|[\s(]){re.escape(key)}( values)?( must|: )", message):
+            default = field_default(fields[key])
+            if default is not dataclasses.MISSING and default is not None:
+                return f"{message}; fix: e.g. {key}: {yaml_value(default)}"
+            break
+    return message

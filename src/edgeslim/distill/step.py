@@ -37,16 +37,16 @@ class DistillConfig:
     init: str = "teacher"                              # "teacher" (slice mapped layers) | "scratch"
     vocab: str = "task"                                # "task": keep the ids of the task's train text; "full"
     projection: bool = True                            # learned student->teacher width map for hidden losses
-    stages: tuple[str, ...] = STAGES
-    general_losses: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_GENERAL_LOSSES))
-    task_losses: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TASK_LOSSES))
+    stages: tuple[str, ...] | str = STAGES
+    general_losses: dict[str, float] | str = field(default_factory=lambda: dict(DEFAULT_GENERAL_LOSSES))
+    task_losses: dict[str, float] | str = field(default_factory=lambda: dict(DEFAULT_TASK_LOSSES))
     temperature: float = 2.0
     general_minutes: float = 3.0
     task_minutes: float = 5.0
     general_epochs: float = 1.0
     task_epochs: float = 3.0
-    corpus: tuple[str, ...] = ("squad", "glue")
-    corpus_files: tuple[str, ...] = ()
+    corpus: tuple[str, ...] | str = ("squad", "glue")
+    corpus_files: tuple[str, ...] | str = ()
     general_limit: int | None = None                   # cap on stage-1 texts
     task_limit: int | None = None                      # cap on stage-2 training examples
     general_teacher: str | None = None                 # another model for stage 1 (same vocabulary); None = teacher

@@ -40,8 +40,8 @@ def parse_targets(targets: Any) -> tuple[str, ...]:
 class ExportConfig(TargetConfig):
     """Export to several targets; each (target, precision) is validated against PyTorch."""
 
-    targets: tuple[str, ...] = DEFAULT_TARGETS
-    precisions: tuple[str, ...] = ()   # () = every precision each target offers (fp32+int8; fp16+int8 for Core ML)
+    targets: tuple[str, ...] | str = DEFAULT_TARGETS   # a list or "onnx,litert"
+    precisions: tuple[str, ...] | str = ()   # () = every precision of each target (fp32+int8; fp16+int8 for Core ML)
     opset: int = 17                    # ONNX only
     optimize: str = "none"             # ONNX only: none | basic | extended
     keep_going: bool = False           # record a failed target and export the rest, instead of stopping

@@ -21,7 +21,7 @@ PRECISION_CHOICES = ("auto", "fp32", "fp16", "int8")
 class ProfileConfig:
     """Profile a model on hardware profiles (predicted) and on this host (measured)."""
 
-    hardware: tuple[str, ...] = ("jetson-orin-nano", "raspberry-pi-5")   # profile names, or ("all",)
+    hardware: tuple[str, ...] | str = ("jetson-orin-nano", "raspberry-pi-5")   # profile names, or ("all",)
     batch: int = 1
     seq_len: int = 128
     precision: str = "auto"          # auto = the artifact's precision (fp32 unless it records another)
