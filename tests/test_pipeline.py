@@ -12,7 +12,7 @@ def test_recipe_errors_come_first():
         parse_recipe({"model": "x", "stesp": []})
     with pytest.raises(RecipeError, match="unknown step 'finetun'.*'finetune'"):
         parse_recipe({"model": "x", "steps": [{"finetun": {}}]})
-    with pytest.raises(RecipeError, match="step 1: step 'finetune': unknown option 'max_minute'.*'max_minutes'"):
+    with pytest.raises(RecipeError, match=r"step 1 \(finetune\): unknown option 'max_minute'.*'max_minutes'"):
         parse_recipe({"model": "x", "steps": [{"finetune": {"max_minute": 3}}]})
     with pytest.raises(RecipeError, match="max_minutes must be > 0"):
         parse_recipe({"model": "x", "steps": [{"finetune": {"max_minutes": -1}}]})

@@ -219,9 +219,13 @@ def test_precision_a_target_lacks_is_named():
 def test_export_step_is_registered_for_recipes():
     from edgeslim.recipe import parse_recipe
 
-    r = parse_recipe({"model": "minilm-l6", "steps": [{"export": {"targets": ["onnx", "litert"], "seq_len": 64}},
-                                                      {"export.executorch": {"precision": "int8"}}]})
-    assert r.steps[0].config.targets == ("onnx", "litert") and r.steps[1].config.precision == "int8"
+    r = parse_recipe({"model": "minilm-l6", "steps": [{"export.executorch": {"precision": "int8"}},
+                                                      ]})
+    assert r.steps[0].config.precision == "int8"
+    r = parse_recipe({"model": "minilm-l6", "steps": [{"export": {"targets": ["onnx", "litert"], "seq_len": 64}}]})
+    assert r.steps[0].config.targets == ("onnx", "litert")
+    with pytest.raises(ConfigError, match=r"step 2 \(export.executorch\) takes an hf"):   # an export is not hf
+        parse_recipe({"model": "minilm-l6", "steps": [{"export": {"targets": ["onnx"]}}, "export.executorch"]})
     with pytest.raises(ConfigError, match="Did you mean 'coreml'"):
         parse_recipe({"model": "minilm-l6", "steps": [{"export": {"targets": ["coremltools"]}}]})
 
