@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..artifact import ModelArtifact
+from ..artifact import ModelArtifact, run_key
 from ..context import RunContext
 from ..errors import ConfigError
-from ..fileio import atomic_dir, atomic_path
+from ..fileio import atomic_dir
 from ..registry import register_step
 from ..tasks.base import get_task
 
@@ -201,53 +201,38 @@ def prepare(model: ModelArtifact, cfg: DistillConfig, ctx: RunContext) -> Prepar
                     count_params(teacher), count_params(student))
 
 
-def _run_key(model: ModelArtifact, task: str, cfg: DistillConfig, seed: int) -> str:
-    from .train import cache_key
-
-    return cache_key(model.content_hash, task, dataclasses.asdict(cfg), seed)
-
-
 @register_step("distill", DistillConfig, accepts=("hf",), produces="hf", backends=("torch", "transformers"))
 def distill(model: ModelArtifact, cfg: DistillConfig, ctx: RunContext) -> ModelArtifact:
     """Distil the teacher into a smaller student (general then task stage) and score it on dev."""
-    import torch
-
     from .corpus import general_corpus
     from .losses import LossContext
-    from .train import Stage, TrainSettings, cache_key, teacher_logits, train_stage
+    from .train import Stage, teacher_logits, train_stage
     from ..models.hf import load_model, load_tokenizer, save_model
     from ..tasks.base import TextExample
     from ..evaluate.text import EvalSettings, evaluate_text_model
+    from ..training.loop import LoopConfig, read_checkpoint
     from ..training.text import encode
 
     p = prepare(model, cfg, ctx)
     out = Path(ctx.out_dir)
     ckpt_dir = out.with_name(out.name + ".ckpt")
     state_file = ckpt_dir / "state.pt"
-    key = _run_key(model, p.task.name, cfg, ctx.seed)
-    settings = TrainSettings(cfg.batch_size, cfg.warmup, cfg.weight_decay, cfg.checkpoint_minutes, ctx.seed,
-                             ctx.quiet)
-    state: dict[str, Any] = {"key": key, "stage": 0, "results": {}, "stage_state": None}
-    resumed = False
-    if state_file.is_file():
-        saved = torch.load(state_file, weights_only=False)
-        if saved.get("key") == key:
-            state, resumed = saved, True
-            p.student.load_state_dict(saved["student"])
-            if p.projection is not None and saved.get("projection") is not None:
-                p.projection.load_state_dict(saved["projection"])
-
-    def save(stage_state: dict[str, Any] | None) -> None:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        state.update(student=p.student.state_dict(), stage_state=stage_state,
-                     projection=p.projection.state_dict() if p.projection is not None else None)
-        with atomic_path(state_file) as tmp:
-            torch.save(state, tmp)
+    key = run_key(model.content_hash, p.task.name, dataclasses.asdict(cfg), ctx.seed)
+    stage_keys = [run_key(key, name) for name in cfg.stages]
+    # stage lr, epochs and minutes are set per stage (Stage); the rest is shared
+    loop = LoopConfig(lr=cfg.lr, batch_size=cfg.batch_size, warmup=cfg.warmup, weight_decay=cfg.weight_decay,
+                      checkpoint_minutes=cfg.checkpoint_minutes, seed=ctx.seed)
+    # One checkpoint file for the whole step: it holds the stage in progress (or last finished), keyed by that
+    # stage, with the summaries of the stages before it; those are not re-run.
+    saved = read_checkpoint(state_file)
+    first = stage_keys.index(saved["key"]) if saved is not None and saved["key"] in stage_keys else 0
+    results: dict[str, Any] = dict(saved["extra"]["results"]) if first else {}
+    resumed = saved is not None and first > 0
 
     head_map = p.selection.heads
     t0 = time.perf_counter()
     for i, name in enumerate(cfg.stages):
-        if i < state["stage"]:
+        if i < first:
             continue
         loss_ctx = LossContext(layer_map=p.plan.layer_map, head_map=head_map, projection=p.projection,
                                temperature=cfg.temperature)
@@ -269,23 +254,21 @@ def distill(model: ModelArtifact, cfg: DistillConfig, ctx: RunContext) -> ModelA
             cached = None
             stage = Stage(name, weights, p.train, cfg.task_minutes, cfg.task_epochs, cfg.lr, labels=True)
             if stage.needs <= {"logits", "labels"} and "logits" in stage.needs:
-                ck = cache_key(model.content_hash, p.task.name, cfg.max_length, cfg.task_limit, ctx.seed
-                               if cfg.task_limit else None, len(p.train))
+                ck = run_key(model.content_hash, p.task.name, cfg.max_length, cfg.task_limit, ctx.seed
+                             if cfg.task_limit else None, len(p.train))
                 cached = teacher_logits(p.teacher, p.train, p.tokenizer.pad_token_id,
                                         cache_dir=Path(ctx.settings.runs_dir) / ".cache" / "distill", key=ck,
                                         quiet=ctx.quiet)
                 stage.cached_logits = cached
-        resume = state["stage_state"] if (resumed and i == state["stage"]) else None
-        result = train_stage(stage, p.student, teacher, loss_ctx, p.lut, p.tokenizer.pad_token_id, settings,
-                             resume=resume, save=save)
+        result = train_stage(stage, p.student, teacher, loss_ctx, p.lut, p.tokenizer.pad_token_id, loop,
+                             checkpoint=state_file, key=stage_keys[i], extra={"results": results}, quiet=ctx.quiet)
+        resumed = resumed or result["resumed"]
         result["losses"] = stage.weights
         result["teacher_logits"] = "online" if stage.teacher_online else ("cached" if stage.cached_logits is not None
                                                                             else "unused")
         if name == "general":
             result["corpus_texts"] = len(stage.data)
-        state["results"][name] = result
-        state["stage"] = i + 1
-        save(None)
+        results[name] = result
     train_seconds = time.perf_counter() - t0
     metrics = evaluate_text_model(p.student, p.student_tokenizer, p.task,
                                   EvalSettings("dev", cfg.eval_batch_size, cfg.eval_max_length), ctx.settings)
@@ -296,7 +279,7 @@ def distill(model: ModelArtifact, cfg: DistillConfig, ctx: RunContext) -> ModelA
         teacher_score = evaluate_text_model(p.teacher, p.tokenizer, p.task, EvalSettings(
             "dev", cfg.eval_batch_size, cfg.eval_max_length), ctx.settings)[primary]
         teacher_eval = "measured now"
-    metrics["distill"] = {**p.sizes(), "stages": state["results"], "train_seconds": round(train_seconds, 1),
+    metrics["distill"] = {**p.sizes(), "stages": results, "train_seconds": round(train_seconds, 1),
                           "resumed": resumed, "teacher_" + primary: teacher_score, "teacher_score_from": teacher_eval,
                           "retention": round(metrics[primary] / teacher_score, 4) if teacher_score else None,
                           "layer_map": list(p.plan.layer_map)}

@@ -7,24 +7,18 @@ adds train-v1.1.json, training uses it and evaluation uses the whole dev file.
 from __future__ import annotations
 
 import dataclasses
-import math
-import time
 from pathlib import Path
 from typing import Any
-
 
 from ..artifact import ModelArtifact
 from ..context import RunContext
 from ..errors import ConfigError, DataError
-from ..fileio import atomic_dir
-from ..progress import progress_bar
 from ..evaluate.qa import evaluate_qa_model
+from ..fileio import atomic_dir
 from ..tasks.base import TaskSpec, get_task
-from ..training.qa import collate_qa, prepare_features
 from ..tasks.squad import QAExample
-
-
-
+from ..training.loop import LoopConfig, train_loop
+from ..training.qa import collate_qa, prepare_features
 
 
 def qa_splits(task: TaskSpec, ctx: RunContext) -> tuple[list[QAExample], list[QAExample], str]:
@@ -41,58 +35,29 @@ def qa_splits(task: TaskSpec, ctx: RunContext) -> tuple[list[QAExample], list[QA
             "article split of dev-v1.1: train on articles i % 5 != 4, evaluate on i % 5 == 4")
 
 
-
-
-
-
-
-
-
-
-
-
-def finetune_qa(model: ModelArtifact, cfg: Any, ctx: RunContext, task: TaskSpec) -> ModelArtifact:
-    """Fine-tune a QA head on SQuAD (article split of dev unless train-v1.1.json is present)."""
-    import torch
-
+def finetune_qa(model: ModelArtifact, cfg: Any, ctx: RunContext, task: TaskSpec, loop: LoopConfig,
+                checkpoint: Path, key: str) -> ModelArtifact:
+    """Fine-tune a QA head on SQuAD (article split of dev unless train-v1.1.json is present); score it."""
     from ..models.hf import load_model, load_tokenizer, save_model
-    from ..training.loop import lr_factor, optimizer_step
-    from ..training.text import length_grouped_batches
 
-    ctx.seed_everything()
     train, held_out, split_desc = qa_splits(task, ctx)
     tok = load_tokenizer(model.path)
     net = load_model(model.path, "qa")
     max_length = max(cfg.max_length, 256)
     feats = prepare_features(tok, train, max_length=max_length)
-    spe = math.ceil(len(feats) / cfg.batch_size)
-    total = max(1, int(cfg.epochs * spe))
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    budget = cfg.max_minutes * 60
-    start, step, stopped_by = time.perf_counter(), 0, "epochs"
+
+    def loss_fn(b: list[int]) -> tuple[Any, dict[str, float]]:
+        return net(**collate_qa(feats, b, tok.pad_token_id, with_labels=True)).loss, {}
+
     net.train()
-    with progress_bar(f"finetune {task.name}", total, ctx.quiet) as bar:
-        while step < total and stopped_by == "epochs":
-            epoch = step // spe
-            for b in length_grouped_batches([len(x) for x in feats.input_ids], cfg.batch_size, ctx.seed + epoch)[
-                    step - epoch * spe:]:
-                elapsed = time.perf_counter() - start
-                if elapsed >= budget:
-                    stopped_by = "max_minutes"
-                    break
-                for g in opt.param_groups:
-                    g["lr"] = cfg.lr * lr_factor(max(step / total, elapsed / budget), cfg.warmup)
-                loss = net(**collate_qa(feats, b, tok.pad_token_id, with_labels=True)).loss
-                optimizer_step(loss, net.parameters(), opt)
-                step += 1
-                bar.advance()
-                if step >= total:
-                    break
-    seconds = time.perf_counter() - start
+    res = train_loop(net.named_parameters(), [len(x) for x in feats.input_ids], loss_fn, loop, checkpoint=checkpoint,
+                     key=key, modules={"model": net}, description=f"finetune {task.name}", quiet=ctx.quiet)
+    net.eval()
     metrics = evaluate_qa_model(net, tok, held_out, cfg.eval_batch_size, max_length)
     metrics["eval"]["split"] = split_desc
-    metrics["train"] = {"steps": step, "seconds": round(seconds, 1), "stopped_by": stopped_by,
-                        "examples": len(train), "features": len(feats)}
+    metrics["train"] = {"steps": res.steps, "seconds": round(res.seconds, 1), "stopped_by": res.stopped_by,
+                        "resumed": res.resumed, "examples": len(train), "features": len(feats),
+                        "final_loss": res.mean_loss()}
     with atomic_dir(Path(ctx.out_dir)) as tmp:
         save_model(net, tmp, tok)
     return ModelArtifact.create(ctx.out_dir, "hf", task="squad", parent=model, step="finetune",

@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import math
 import random
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -188,59 +189,58 @@ def calibration_batches(tok: Any, task: Any, settings: Any, n: int, batch_size: 
     return [collate(enc, b, tok.pad_token_id) for b in length_grouped_batches(enc.lengths, batch_size, seed)]
 
 
+RECOVERY_CHECKPOINT_MINUTES = 2.0   # PruneConfig has no such option; the fine-tuning default
+
+
 def recover(net: Any, teacher: Any | None, tok: Any, task: Any, cfg: PruneConfig, minutes: float, seed: int,
-            settings: Any, quiet: bool = True) -> dict[str, Any]:
-    """Fine-tune `net` on the task's train split for `minutes` (loss mixes teacher soft labels when given)."""
+            settings: Any, quiet: bool = True, checkpoint_dir: Path | None = None) -> dict[str, Any]:
+    """Fine-tune `net` on the task's train split for `minutes` (loss mixes teacher soft labels when given).
+
+    With `checkpoint_dir`, progress is checkpointed there and a re-run resumes it (keyed by the starting weights).
+    """
     import torch
     import torch.nn.functional as F
 
-    from ..distill.losses import LossContext, Outputs, soft_label_kl
-    from ..progress import progress_bar
-    from ..finetune.step import lr_factor, optimizer_step
-    from ..training.text import collate, encode, length_grouped_batches
+    from ..artifact import run_key
+    from ..training.kd import soft_label_kl
+    from ..training.loop import LoopConfig, train_loop, weights_fingerprint
+    from ..training.text import collate, encode
 
     if minutes <= 0:
         return {"steps": 0, "seconds": 0.0}
     enc = encode(tok, task.load("train", settings), cfg.max_length)
-    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.01)
-    budget = minutes * 60
+    T, a = cfg.kd_temperature, cfg.kd_alpha if teacher is not None else 0.0
+
+    def loss_fn(b: list[int]) -> tuple[Any, dict[str, float]]:
+        batch = collate(enc, b, tok.pad_token_id)
+        out = net(**batch)
+        if a == 0:
+            return out.loss, {}
+        with torch.no_grad():
+            t_logits = teacher(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        if task.kind == "regression":
+            kd = F.mse_loss(out.logits, t_logits)
+        else:
+            kd = soft_label_kl(out.logits, t_logits, T)
+        return (1 - a) * out.loss + a * kd, {}
+
+    # time-only: recovery is sized in minutes; seed + 1000 keeps the batch order recovery always had
+    loop = LoopConfig(lr=cfg.lr, epochs=None, max_minutes=minutes, batch_size=cfg.batch_size, warmup=0.05,
+                      weight_decay=0.01, checkpoint_minutes=RECOVERY_CHECKPOINT_MINUTES, seed=seed + 1000)
+    checkpoint, key = None, ""
+    if checkpoint_dir is not None:
+        key = run_key(weights_fingerprint(net, *([teacher] if teacher is not None else [])), task.name,
+                      dataclasses.asdict(cfg), minutes, seed)
+        checkpoint = Path(checkpoint_dir) / f"recovery-{key}.pt"
     net.train()
     if teacher is not None:
         teacher.eval()
-    T, a = cfg.kd_temperature, cfg.kd_alpha if teacher is not None else 0.0
-    step, losses, epoch = 0, [], 0
-    start = time.perf_counter()
-    done = False
-    with progress_bar("prune: recovery fine-tuning", None, quiet) as bar:
-        while not done:
-            for b in length_grouped_batches(enc.lengths, cfg.batch_size, seed + 1000 + epoch):
-                elapsed = time.perf_counter() - start
-                if elapsed >= budget:
-                    done = True
-                    break
-                for g in opt.param_groups:
-                    g["lr"] = cfg.lr * lr_factor(elapsed / budget, 0.05)
-                batch = collate(enc, b, tok.pad_token_id)
-                out = net(**batch)
-                loss = out.loss
-                if a > 0:
-                    with torch.no_grad():
-                        t_logits = teacher(**{k: v for k, v in batch.items() if k != "labels"}).logits
-                    if task.kind == "regression":
-                        kd = F.mse_loss(out.logits, t_logits)
-                    else:
-                        kd = soft_label_kl(Outputs(logits=out.logits), Outputs(logits=t_logits),
-                                           LossContext(temperature=T))
-                    loss = (1 - a) * loss + a * kd
-                optimizer_step(loss, net.parameters(), opt)
-                step += 1
-                losses.append(loss.item())
-                bar.advance()
-            epoch += 1
+    res = train_loop([(n, p) for n, p in net.named_parameters() if p.requires_grad], enc.lengths, loss_fn, loop,
+                     checkpoint=checkpoint, key=key, modules={"model": net},
+                     description="prune: recovery fine-tuning", quiet=quiet)
     net.eval()
-    return {"steps": step, "seconds": round(time.perf_counter() - start, 1),
-            "final_loss": round(sum(losses[-50:]) / max(1, len(losses[-50:])), 4) if losses else None,
-            "distill": teacher is not None and a > 0}
+    return {"steps": res.steps, "seconds": round(res.seconds, 1), "final_loss": res.mean_loss(),
+            "distill": teacher is not None and a > 0, "resumed": res.resumed}
 
 
 # ---------------------------------------------------------------- targets
@@ -256,7 +256,7 @@ def model_latency_ms(model: Any, seq_len: int, source: str, threads: int = 2) ->
 
     from ..measure import measure_latency
     from ..runtime.onnx_rt import make_session
-    from ..export.onnx import export_text_model_to_onnx
+    from ..runtime.onnx_export import export_text_model_to_onnx
 
     with tempfile.TemporaryDirectory(prefix="edgeslim-prune-") as tmp:
         f = export_text_model_to_onnx(model, Path(tmp) / "m.onnx", seq_len=16)
@@ -364,6 +364,8 @@ def prune_model(net: Any, tok: Any, task: Any, cfg: PruneConfig, ctx: RunContext
         heads, ffn = cfg.heads * scale, cfg.ffn * scale
         if teacher is None and cfg.distill and cfg.recover_minutes > 0:
             teacher = copy.deepcopy(net).eval()
+        out = Path(ctx.out_dir)
+        ckpt_dir = out.with_name(out.name + ".ckpt")   # recovery checkpoints: a re-run after a crash resumes
         for r in range(1, cfg.iterations + 1):
             if r > 1:   # re-score the recovered, partly pruned model
                 imp = compute_importance(net, cfg.score, calib)
@@ -374,9 +376,10 @@ def prune_model(net: Any, tok: Any, task: Any, cfg: PruneConfig, ctx: RunContext
                 plan.layers = drop
             apply_plan(net, plan)
             rec = recover(net, teacher, tok, task, cfg, cfg.recover_minutes / cfg.iterations, ctx.seed + r,
-                          ctx.settings, ctx.quiet)
+                          ctx.settings, ctx.quiet, checkpoint_dir=ckpt_dir)
             rounds.append({"round": r, "heads": round(h_r, 4), "ffn": round(f_r, 4), **structure_of(net),
                            "recovery": rec})
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
         report["rounds"] = rounds
     if cfg.vocab:
         from ..models.vocab import collect_vocab, prune_vocab
