@@ -20,7 +20,8 @@ def test_help_and_unknown_option(capsys):
 def test_tasks_json(capsys, tiny_data):
     code, out, _ = run(capsys, "tasks", "--json")
     rows = {r["task"]: r for r in json.loads(out)}
-    assert code == 0 and rows["sst2"]["splits"] == {"train": True, "dev": True}
+    assert code == 0 and rows["sst2"]["splits"] == {"train": True, "val": True, "dev": True,
+                                                        "train-full": True}
     assert rows["cola"]["metrics"][0] == "matthews_corr"
 
 

@@ -15,7 +15,7 @@ from edgeslim.errors import ConfigError, DataError, StepError
 from edgeslim.quantize.onnx_schemes import (Scheme, detect_precision, matmul_groups, preprocess, quantize_onnx,
                                             sqnr_db)
 
-from ..conftest import write_sst2
+from ..conftest import synthetic_sentences, write_sst2
 
 def _has_vnni() -> bool:
     try:
@@ -39,7 +39,7 @@ def _export(hf_dir: Path, out: Path) -> ModelArtifact:
 
 @pytest.fixture(scope="module")
 def qdata(tmp_path_factory) -> Path:
-    """Synthetic SST-2 folder (train 96, dev 48) shared by the module."""
+    """Synthetic SST-2 folder (train 96, of which val 19; dev 48) shared by the module."""
     root = tmp_path_factory.mktemp("qdata")
     write_sst2(root / "glue" / "SST-2", 96, 48)
     return root
@@ -232,20 +232,67 @@ def test_search_returns_model_meeting_goal_and_leaves_no_temp_files(tiny_art, tm
     search = report["search"]
     assert len(search["candidates"]) == 8        # 7 schemes + 1 mixed
     chosen = next(c for c in search["candidates"] if c["scheme"] == search["chosen"])
-    assert chosen["meets_goal"] and chosen["dev_drop"] <= 10
+    assert chosen["meets_goal"] and chosen["select_drop"] <= 10
     assert chosen["speedup"] == max(c["speedup"] for c in search["candidates"] if c["meets_goal"])
+    # only the chosen candidate is scored on dev (reporting); finalists on the whole val split
+    assert [c["dev_metric"] is not None for c in search["candidates"]] == [c is chosen for c in search["candidates"]]
+    assert all((c["select_metric"] is not None) == (c["screen_drop"] <= 10.5) for c in search["candidates"])
     assert art.extra["precision"] == chosen["precision"] and art.step_config["scheme"]["name"] == chosen["scheme"]
-    assert art.metrics["sst2/dev"]["eval"]["batch_size"] == 1
+    on = search["evaluated_on"]
+    assert (on["screen"]["split"], on["screen"]["examples"], on["select"]["split"], on["select"]["examples"],
+            on["dev"]["split"], on["dev"]["examples"]) == ("val", 19, "val", 19, "dev", 48)
+    assert search["selection"] == "selection: val (carved from train), dev: reporting only"
+    val, dev = art.metrics["sst2/val"], art.metrics["sst2/dev"]
+    assert val["eval"]["batch_size"] == dev["eval"]["batch_size"] == 1 and val["note"] == search["selection"]
+    assert (val["accuracy"], val["drop_points"], dev["accuracy"], dev["drop_points"]) == (
+        chosen["select_metric"], chosen["select_drop"], chosen["dev_metric"], chosen["dev_drop"])
+    # the numbers are the model's own: rescore the saved model on val and on dev
+    from edgeslim.models.hf import load_tokenizer
+    from edgeslim.quantize.scoring import OnnxScorer
+    from edgeslim.tasks import get_task
+
+    task = get_task("sst2")
+    check = OnnxScorer(task, load_tokenizer(art.path), {"val": task.load("val"), "dev": task.load("dev")})
+    assert check.metric(Path(art.path) / "model.onnx", "val") == val["accuracy"]
+    assert check.metric(Path(art.path) / "model.onnx", "dev") == dev["accuracy"]
+    md = (Path(art.path) / "quantize_report.md").read_text()
+    assert "| select | select drop | dev | dev drop |" in md and "Selection: val (carved from train)" in md
     assert (Path(art.path) / "sensitivity.png").is_file() and (Path(art.path) / "quantize_report.md").is_file()
     with pytest.raises(StepError, match="already int8"):
         quantize(art, QuantizeConfig(scheme="dynamic"), RunContext(tmp_path / "again", task="sst2", quiet=True))
 
 
+def test_selection_falls_back_to_dev_only_without_val(tiny_art, tmp_path, monkeypatch):
+    from edgeslim.quantize.step import QuantizeConfig, quantize, selection_split
+    from edgeslim.tasks import get_task
+
+    assert selection_split(get_task("sst2"), "val") == ("val", "selection: val (carved from train), dev: reporting only")
+    split, note = selection_split(get_task("qnli"), "val")
+    assert split == "dev" and note.startswith("selection: dev (qnli has no val split)")
+    # QNLI here has only a dev file: the search chooses on dev, and the metrics and report say so
+    data = tmp_path / "data"
+    (data / "glue" / "QNLI").mkdir(parents=True)
+    rows = ["index\tquestion\tsentence\tlabel"] + [
+        f"{i}\twhat is {s.split()[0]}?\t{s}\t{'entailment' if y else 'not_entailment'}"
+        for i, (s, y) in enumerate(synthetic_sentences(30, 2))]
+    (data / "glue" / "QNLI" / "dev.tsv").write_text("\n".join(rows) + "\n")
+    monkeypatch.setenv("EDGESLIM_DATA", str(data))
+    cfg = QuantizeConfig(scheme="auto", max_drop=100, candidates=("dynamic",), mixed_k=(), calibration_split="dev",
+                         calibration_size=4, screen_size=10, latency_seq_len=16, target="raspberry-pi-5")
+    art = quantize(tiny_art, cfg, RunContext(tmp_path / "out", task="qnli", quiet=True))
+    assert "qnli/val" not in art.metrics and art.metrics["qnli/dev"]["note"] == note
+    search = json.loads((Path(art.path) / "quantize_report.json").read_text())["search"]
+    chosen = search["candidates"][0]
+    assert search["evaluated_on"]["select"]["split"] == "dev" and search["evaluated_on"]["select"]["examples"] == 30
+    assert chosen["dev_metric"] == chosen["select_metric"] == art.metrics["qnli/dev"]["accuracy"]
+
+
 @pytest.fixture(scope="module")
 def fragile(tmp_path_factory, qdata):
-    """A tiny model whose classifier reads a direction the dev examples barely vary along (margins ~1e-3 of the
-    pooled output, split in a gap near their median), with dev labels = its own FP32 predictions: FP32 rounding (~1e-7) keeps
-    its predictions, INT8 noise (~1e-2) flips about half of them, so no INT8 candidate stays within 0 points."""
+    """A tiny model whose classifier reads a direction the val examples barely vary along (margins ~1e-3 of the
+    pooled output, split in a gap near their median), with val labels = its own FP32 predictions: FP32 rounding
+    (~1e-7) keeps its predictions, INT8 noise (~1e-2) flips about half of them, so no INT8 candidate stays within
+    0 points. Val is carved by text alone, so relabelling its rows in train.tsv keeps the split."""
     import torch
 
     from edgeslim.models.hf import load_model, load_tokenizer, save_model
@@ -262,13 +309,14 @@ def fragile(tmp_path_factory, qdata):
     write_sst2(data / "glue" / "SST-2", 96, 48)
     os.environ["EDGESLIM_DATA"] = str(data)
     try:
-        dev = get_task("sst2").load("dev")
-        enc = encode(tok, dev, 128)
+        val = get_task("sst2").load("val")
+        full = get_task("sst2").load("train-full")
+        enc = encode(tok, val, 128)
         with torch.no_grad():
             pooled = torch.cat([model.bert(**collate(enc, [i], tok.pad_token_id, with_labels=False)).pooler_output
-                                for i in range(len(dev))])
+                                for i in range(len(val))])
             vh = torch.linalg.svd(pooled - pooled.mean(0)).Vh
-            v = vh[-1] + 1e-2 * vh[0]                   # null direction of the dev set, plus a small signal
+            v = vh[-1] + 1e-2 * vh[0]                   # null direction of the val set, plus a small signal
             m = (pooled @ v).sort().values
             mid = m[len(m) // 4: 3 * len(m) // 4]        # threshold in the widest gap of the middle half
             i = int((mid[1:] - mid[:-1]).argmax())
@@ -277,14 +325,15 @@ def fragile(tmp_path_factory, qdata):
             model.classifier.bias[0], model.classifier.bias[1] = -t, t
         save_model(model, d / "hf", tok)
         art = _export(d / "hf", d / "onnx")
-        out = predict_text(session_forward(make_session(Path(art.path) / "model.onnx")), tok, dev, EvalSettings(
+        out = predict_text(session_forward(make_session(Path(art.path) / "model.onnx")), tok, val, EvalSettings(
             batch_size=1))
     finally:
         os.environ["EDGESLIM_DATA"] = str(qdata)
     labels = out.argmax(-1)
     assert 0.2 < labels.mean() < 0.8
-    rows = ["sentence\tlabel"] + [f"{e.text_a}\t{int(p)}" for e, p in zip(dev, labels)]
-    (data / "glue" / "SST-2" / "dev.tsv").write_text("\n".join(rows) + "\n")
+    predicted = {e.text_a: int(p) for e, p in zip(val, labels)}
+    rows = ["sentence\tlabel"] + [f"{e.text_a}\t{predicted.get(e.text_a, e.label)}" for e in full]
+    (data / "glue" / "SST-2" / "train.tsv").write_text("\n".join(rows) + "\n")
     return art, data
 
 
@@ -295,7 +344,7 @@ def test_search_without_a_passing_candidate_raises_listing_best(fragile, tmp_pat
     monkeypatch.setenv("EDGESLIM_DATA", str(data))
     cfg = QuantizeConfig(scheme="auto", max_drop=0, calibration_size=8, screen_size=48, latency_seq_len=16,
                          candidates=("dynamic", "static-minmax"), mixed_k=(1,), target="raspberry-pi-5")
-    with pytest.raises(StepError, match=r"no candidate meets max_drop 0 points .*best found: int8-"):
+    with pytest.raises(StepError, match=r"no candidate meets max_drop 0 points on val .*best found: int8-"):
         quantize(art, cfg, RunContext(tmp_path / "out", task="sst2", quiet=True))
     assert not (tmp_path / "out").exists()       # no partial artifact
 
@@ -335,9 +384,9 @@ def test_cli_quantize_dynamic_and_bad_max_drop(tiny_art, tmp_path, capsys):
 def test_choose_breaks_speed_ties_toward_accuracy():
     from edgeslim.quantize.search import Candidate, choose
 
-    def cand(name, speedup, dev_drop, meets=True):
-        return Candidate(Scheme("dynamic"), Path(name), 1, 0.0, 0.9, 0.0, 30.0, 0.9 - dev_drop / 100, dev_drop,
-                         1.0, speedup, meets)
+    def cand(name, speedup, select_drop, meets=True):
+        return Candidate(Scheme("dynamic"), Path(name), 1, 0.0, 0.9, 0.0, 30.0, select_metric=0.9 - select_drop / 100,
+                         select_drop=select_drop, latency_p50_ms=1.0, speedup=speedup, meets_goal=meets)
 
     fast, close, slow, failing = (cand("fast", 2.00, 0.40), cand("close", 1.96, 0.10), cand("slow", 1.80, 0.0),
                                   cand("failing", 2.50, 2.0, meets=False))

@@ -3,18 +3,18 @@ import pytest
 from edgeslim.errors import ConfigError, DataError
 from edgeslim.tasks import get_task, label_counts
 
-# (task, split, rows, label counts) from ../shared/data/README.md
+# (task, split, rows, label counts) from ../shared/data/README.md; train-full = the whole train file
 GLUE_COUNTS = [
-    ("sst2", "train", 67349, {1: 37569, 0: 29780}),
+    ("sst2", "train-full", 67349, {1: 37569, 0: 29780}),
     ("sst2", "dev", 872, {1: 444, 0: 428}),
-    ("cola", "train", 8551, {1: 6023, 0: 2528}),
+    ("cola", "train-full", 8551, {1: 6023, 0: 2528}),
     ("cola", "dev", 1043, {1: 721, 0: 322}),
-    ("mrpc", "train", 3668, {1: 2474, 0: 1194}),
+    ("mrpc", "train-full", 3668, {1: 2474, 0: 1194}),
     ("mrpc", "dev", 408, {1: 279, 0: 129}),
     ("qnli", "dev", 5463, {0: 2702, 1: 2761}),
-    ("rte", "train", 2490, {0: 1249, 1: 1241}),
+    ("rte", "train-full", 2490, {0: 1249, 1: 1241}),
     ("rte", "dev", 277, {0: 146, 1: 131}),
-    ("wnli", "train", 635, {1: 312, 0: 323}),
+    ("wnli", "train-full", 635, {1: 312, 0: 323}),
     ("wnli", "dev", 71, {1: 31, 0: 40}),
 ]
 

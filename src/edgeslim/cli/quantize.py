@@ -25,9 +25,15 @@ def quantize_cmd(
     keep_fp32: int = typer.Option(4, help="mixed: number of most sensitive groups kept FP32."),
     exclude: str = typer.Option("", help="Single scheme: groups kept FP32, comma-separated (layer.5.ffn_out)."),
     calibration_size: int = typer.Option(128, help="Train examples for static calibration."),
-    screen_size: int = typer.Option(300, help="Dev examples used to screen candidates and for sensitivity."),
+    select_split: str = typer.Option("val", help="Split the search and the mixed groups are chosen on (val is "
+                                     "carved from train; dev is used only for a task without val). Dev only "
+                                     "reports."),
+    screen_size: int = typer.Option(300, help="Select-split examples used to screen candidates and for "
+                                    "sensitivity."),
     sensitivity_size: int = typer.Option(150, help="Screening examples used for the sensitivity analysis."),
-    dev_all: bool = typer.Option(False, "--dev-all", help="auto: score every candidate on the full dev set."),
+    select_all: bool = typer.Option(False, "--select-all", "--dev-all",
+                                    help="auto: score every candidate on the whole select split, not only the "
+                                    "finalists (--dev-all: its old name)."),
     speed_tie: float = typer.Option(0.03, help="auto: speed-ups within this fraction of the fastest are a tie; "
                                     "the most accurate of them wins."),
     eval_batch_size: int = typer.Option(1, help="Batch size of every accuracy figure (1 = no padding)."),
@@ -38,7 +44,8 @@ def quantize_cmd(
     threads: int = typer.Option(2, help="CPU threads."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables."),
 ) -> None:
-    """Quantize with ONNX Runtime; --scheme auto returns the fastest model within --max-drop of FP32 on dev."""
+    """Quantize with ONNX Runtime; --scheme auto returns the fastest model within --max-drop of FP32 on val
+    (chosen on val, carved from train; dev is scored for reporting only)."""
     from .common import STATE, console, emit
     from ..context import RunContext
     from ..pipeline import source_artifact
@@ -47,13 +54,14 @@ def quantize_cmd(
     split = lambda s: tuple(x.strip() for x in s.split(",") if x.strip())  # noqa: E731
     cfg = QuantizeConfig(scheme=scheme, max_drop=max_drop, candidates=split(candidates),
                          mixed_k=tuple(int(k) for k in split(mixed_k)), keep_fp32=keep_fp32,
-                         exclude=split(exclude), calibration_size=calibration_size, screen_size=screen_size,
-                         sensitivity_size=sensitivity_size, dev_all=dev_all, speed_tie=speed_tie,
+                         exclude=split(exclude), calibration_size=calibration_size, select_split=select_split,
+                         screen_size=screen_size,
+                         sensitivity_size=sensitivity_size, select_all=select_all, speed_tie=speed_tie,
                          eval_batch_size=eval_batch_size, latency_seq_len=latency_seq_len, target=target)
     src = source_artifact(model)
     task_name = task or src.task
     out = out or Path("runs") / f"{task_name or 'model'}-quantize"
-    ctx = RunContext(out_dir=out, task=task_name, seed=seed, threads=threads, quiet=STATE["quiet"] or as_json)
+    ctx = RunContext(out_dir=out, task=task_name, seed=seed, threads=threads, quiet=STATE["quiet"])
     art = quantize(src, cfg, ctx)
     report_md = Path(art.path) / "quantize_report.md"
     data: dict[str, Any] = {"artifact": str(art.path), "hash": art.content_hash, "precision":

@@ -49,7 +49,8 @@ def glue_sentences(settings: Settings, exclude: str | None) -> list[str]:
         for split in spec.files:
             if not (settings.data_dir / spec.folder / spec.files[split]).is_file():
                 continue
-            for e in spec.load(split, settings):
+            # the whole train file (val included): another task's text, not its training data
+            for e in spec.load("train-full" if split == "train" and spec.carves_val else split, settings):
                 out.append(e.text_a)
                 if e.text_b:
                     out.append(e.text_b)

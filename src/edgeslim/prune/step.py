@@ -36,7 +36,7 @@ class PruneConfig:
     heads: float = 0.0               # share of attention heads removed, in [0, 1)
     ffn: float = 0.0                 # share of FFN neurons removed, in [0, 1)
     drop_layers: int = 0             # number of least important encoder layers removed
-    vocab: str | None = None         # None | "task" (train+dev text) | "train" (train text only)
+    vocab: str | None = None         # None | "task" (train file + dev text) | "train" (train text, val carved out)
     score: str = "gradient"          # "gradient" (Michel et al.) | "magnitude"
     scope: str = "layer"             # "layer": same share in every layer | "global": ranked across layers
     calib_samples: int = 512         # training examples used for importance scores
@@ -321,8 +321,11 @@ def target_scale(model: Any, imp: Any, cfg: PruneConfig, threads: int) -> tuple[
 
 
 def vocab_texts(task: Any, which: str, settings: Any) -> list[str]:
-    """Text of the task's train split ("train") or of train and dev ("task")."""
-    splits = ["train"] + (["dev"] if which == "task" and "dev" in task.files else [])
+    """Text of the task's train split ("train"; val carved out) or of its whole train file and dev ("task")."""
+    if which == "task":
+        splits = ["train-full" if "train-full" in task.splits else "train"] + (["dev"] if "dev" in task.files else [])
+    else:
+        splits = ["train"]
     texts: list[str] = []
     for sp in splits:
         for e in task.load(sp, settings):

@@ -15,10 +15,11 @@ class OnnxScorer:
 
     task: TaskSpec
     tokenizer: Any
-    examples: dict[str, Sequence[Any]]            # set name ("screen", "dev", ...) -> examples
+    examples: dict[str, Sequence[Any]]            # set name ("screen", "select", "dev", ...) -> examples
     batch_size: int = 1
     max_length: int = 128
     threads: int = 2
+    splits: dict[str, str] = field(default_factory=dict)   # set name -> the task split it was drawn from
     _cache: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     @property
@@ -55,8 +56,10 @@ class OnnxScorer:
             del self._cache[k]
 
     def describe(self, which: str) -> dict[str, Any]:
-        return {"examples": len(self.examples[which]), "batch_size": self.batch_size, "padding": self.padding,
-                "max_length": self.max_length}
+        """How set `which` is scored: its split (when known), size, batch size, padding, max length."""
+        split = {"split": self.splits[which]} if which in self.splits else {}
+        return {**split, "examples": len(self.examples[which]), "batch_size": self.batch_size,
+                "padding": self.padding, "max_length": self.max_length}
 
 
 def seeded_subset(examples: Sequence[Any], n: int, seed: int = 0) -> list[Any]:

@@ -41,7 +41,8 @@ class SensitivityReport:
     def to_markdown(self) -> str:
         e = self.evaluated_on
         lines = [f"Sensitivity: each group quantized alone with {self.scheme['name']}; {self.metric_name} and output "
-                 f"SQNR on {e['examples']} dev examples, batch {e['batch_size']}, padding {e['padding']}. "
+                 f"SQNR on {e['examples']} {e.get('split', 'dev')} examples, batch {e['batch_size']}, padding "
+                 f"{e['padding']}. "
                  f"FP32 {self.metric_name} {self.fp32_metric:.4f}.", "",
                  f"| rank | group | weights | {self.metric_name} | drop (points) | SQNR (dB) |",
                  "|---:|---|---:|---:|---:|---:|"]

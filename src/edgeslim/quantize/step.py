@@ -1,12 +1,15 @@
 """The `quantize` step: ONNX Runtime INT8 (dynamic / static QDQ), FP16, mixed precision, or an accuracy-goal search.
 
-    - quantize: {scheme: auto, max_drop: 0.5}       # fastest candidate within 0.5 points of FP32 on dev
+    - quantize: {scheme: auto, max_drop: 0.5}       # fastest candidate within 0.5 points of FP32 on val
     - quantize: {scheme: static-entropy}             # one scheme, no search
     - quantize: {scheme: mixed, keep_fp32: 4}         # static INT8, 4 most sensitive groups kept FP32
 
 Input: an ONNX artifact (FP32), or an HF artifact (exported to ONNX first). Output: an ONNX artifact with
 `extra.precision` in {int8-dynamic, int8-static, fp16, mixed}, the scheme in `step_config`, and a report
 (`quantize_report.json`/`.md`, plus `sensitivity.md`/`.png` when sensitivity was run) beside `model.onnx`.
+
+Choices (the auto search, the groups `mixed` keeps in FP32) are made on `select_split` ("val", carved from the
+train file; "dev" only for a task that has no val, and the report says so); dev numbers are reporting only.
 """
 from __future__ import annotations
 
@@ -40,15 +43,16 @@ class QuantizeConfig:
     exclude: tuple[str, ...] = ()        # explicit groups kept FP32 (single-scheme runs), e.g. [layer.5.ffn_out]
     calibration_size: int = 128          # train examples for static calibration (batch 1)
     calibration_split: str = "train"
-    screen_size: int = 300               # dev examples for screening candidates
+    select_split: str = "val"            # choices are made on this split ("dev" only where a task has no val)
+    screen_size: int = 300               # select-split examples for screening candidates
     sensitivity_size: int = 150          # of those, examples used for the per-group sensitivity analysis
-    dev_all: bool = False                # auto: score every candidate on full dev (default: finalists only)
+    select_all: bool = False             # auto: score every candidate on the whole select split (default: finalists)
     eval_batch_size: int = 1             # batch 1: what a device runs (no padding)
     max_length: int = 128
     latency_seq_len: int = 128
     per_channel: bool = True
     embeddings: bool = True              # also store embedding tables as INT8
-    evaluate: bool = True                # single-scheme runs: score FP32 and the result on dev
+    evaluate: bool = True                # single-scheme runs: score FP32 and the result on dev (reporting)
     speed_tie: float = 0.03              # auto: speed-ups within this fraction of the fastest tie -> most accurate wins
     target: str = "host"                 # speed-up prediction target (hardware profile name)
     opset: int = 17                      # when exporting an HF input to ONNX first
@@ -79,6 +83,8 @@ class QuantizeConfig:
                 raise ConfigError(f"quantize: {name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.speed_tie < 1:
             raise ConfigError(f"quantize: speed_tie must be a fraction in [0, 1) (0.03 = 3%), got {self.speed_tie}")
+        if not isinstance(self.select_split, str) or not self.select_split:
+            raise ConfigError(f"quantize: select_split must be a split name (val, dev), got {self.select_split!r}")
         if self.keep_fp32 < 1:
             raise ConfigError(f"quantize: keep_fp32 must be >= 1, got {self.keep_fp32}")
         if any(k < 1 for k in self.mixed_k):
@@ -113,18 +119,28 @@ def _task_name(model: ModelArtifact, ctx: RunContext) -> str | None:
 
 
 def _log(ctx: RunContext):
-    def log(msg: str) -> None:
-        if not ctx.quiet:
-            from rich.console import Console
+    from ..progress import progress_line
 
-            Console(stderr=True).print(f"[dim]quantize:[/dim] {msg}")
-    return log
+    return lambda msg: progress_line(f"quantize: {msg}", ctx.quiet)
+
+
+def selection_split(task: Any, requested: str) -> tuple[str, str]:
+    """(split to choose on, the note the report carries): `requested`, or "dev" when it is "val" and the task has
+    no val split."""
+    if requested == "val" and "val" not in task.splits:
+        return "dev", (f"selection: dev ({task.name} has no val split), so the dev numbers of the chosen model are "
+                       "optimistic")
+    if requested == "val":
+        return "val", "selection: val (carved from train), dev: reporting only"
+    if requested == "dev":
+        return "dev", "selection: dev, dev: selection and reporting, so its numbers are optimistic"
+    return requested, f"selection: {requested}, dev: reporting only"
 
 
 @register_step("quantize", QuantizeConfig, accepts=("onnx", "hf"), produces="onnx",
                backends=("onnx", "onnxruntime"))
 def quantize(model: ModelArtifact, cfg: QuantizeConfig, ctx: RunContext) -> ModelArtifact:
-    """Quantize an FP32 ONNX (or HF) artifact; `auto` returns the fastest candidate within max_drop on dev."""
+    """Quantize an FP32 ONNX (or HF) artifact; `auto` returns the fastest candidate within max_drop on val."""
     from ..models.hf import load_tokenizer
     from ..training.calibration import calibration_batches
     from .onnx_schemes import check_float_model, matmul_groups, parse_scheme, preprocess, scratch_dir
@@ -152,23 +168,39 @@ def quantize(model: ModelArtifact, cfg: QuantizeConfig, ctx: RunContext) -> Mode
         if task and (cfg.scheme in ("auto", "mixed") or cfg.scheme.startswith("static")):
             calib = calibration_batches(task, tok, cfg.calibration_size, ctx.seed, max_length=cfg.max_length,
                                         split=cfg.calibration_split, settings=ctx.settings)
-        scorer = None
+        scorer, note = None, ""
         if task:
             dev = task.load("dev", ctx.settings)
-            scorer = OnnxScorer(task, tok, {"dev": dev, "screen": seeded_subset(dev, cfg.screen_size, ctx.seed)},
-                                batch_size=cfg.eval_batch_size, max_length=cfg.max_length, threads=ctx.threads)
+            sets: dict[str, Any] = {"dev": dev}
+            splits = {"dev": "dev"}
+            if cfg.scheme in ("auto", "mixed"):       # these choose something: on the select split, never on dev
+                select, note = selection_split(task, cfg.select_split)
+                pool = dev if select == "dev" else task.load(select, ctx.settings)
+                sets.update(select=pool, screen=seeded_subset(pool, cfg.screen_size, ctx.seed))
+                splits.update(select=select, screen=select)
+            scorer = OnnxScorer(task, tok, sets, batch_size=cfg.eval_batch_size, max_length=cfg.max_length,
+                                threads=ctx.threads, splits=splits)
         prediction = _predict(model, tok_dir, cfg, ctx)
         if prediction:
             log(prediction.verdict())
         report: dict[str, Any] = {"prediction": prediction.to_dict() if prediction else None}
         files: dict[str, str] = {}
         if cfg.scheme == "auto":
-            result = _run_search(pre, scorer, cfg, scratch, calib, groups, tok, log)
+            result = _run_search(pre, scorer, cfg, scratch, calib, groups, tok, note, log)
             chosen = result.chosen
             scheme, qpath = chosen.scheme, chosen.path
-            metrics = {f"{task.name}/dev": {task.primary: chosen.dev_metric, "fp32": result.fp32["dev_metric"],
-                                            "drop_points": chosen.dev_drop, "eval": scorer.describe("dev")},
+            metrics = {f"{task.name}/{select}": {task.primary: chosen.select_metric,
+                                                 "fp32": result.fp32["select_metric"],
+                                                 "drop_points": chosen.select_drop, "eval": scorer.describe("select"),
+                                                 "note": note},
                        "speedup_vs_fp32": chosen.speedup, "latency_p50_ms": chosen.latency_p50_ms}
+            if select != "dev":
+                metrics[f"{task.name}/dev"] = {task.primary: chosen.dev_metric, "fp32": result.fp32["dev_metric"],
+                                               "drop_points": chosen.dev_drop, "eval": scorer.describe("dev"),
+                                               "note": note}
+            log(f"chosen {scheme.name}: {select} {task.primary} {chosen.select_metric:.4f} (drop "
+                f"{chosen.select_drop:+.2f}), dev {chosen.dev_metric:.4f} (drop {chosen.dev_drop:+.2f}), "
+                f"{chosen.speedup:.2f}x")
             report["search"] = result.to_dict()
             files["quantize_report.md"] = result.to_markdown()
             sens = result.sensitivity
@@ -188,6 +220,7 @@ def quantize(model: ModelArtifact, cfg: QuantizeConfig, ctx: RunContext) -> Mode
                 base = dataclasses.replace(parse_scheme(cfg.mixed_base, per_channel=cfg.per_channel),
                                            embeddings=cfg.embeddings)
                 scorer.examples["sensitivity"] = list(scorer.examples["screen"])[:cfg.sensitivity_size]
+                scorer.splits["sensitivity"] = scorer.splits["screen"]
                 log(f"sensitivity of {len(groups)} groups under {base.name} ...")
                 sens = analyse_sensitivity(pre, base, scorer, "sensitivity", groups, scratch, calibration=calib,
                                            cache_dir=scratch / "cache", pad_id=pad)
@@ -202,7 +235,7 @@ def quantize(model: ModelArtifact, cfg: QuantizeConfig, ctx: RunContext) -> Mode
                 m32, mq = scorer.metric(pre, "dev"), scorer.metric(qpath, "dev")
                 metrics[f"{task.name}/dev"] = {task.primary: mq, "fp32": m32, "drop_points": round((m32 - mq) * 100, 4),
                                                "sqnr_db": round(scorer.sqnr(pre, qpath, "dev"), 3),
-                                               "eval": scorer.describe("dev")}
+                                               "eval": scorer.describe("dev"), **({"note": note} if note else {})}
                 log(f"{scheme.name}: dev {task.primary} {mq:.4f} (FP32 {m32:.4f})")
         if sens is not None:
             report["sensitivity"] = sens.to_dict()
@@ -248,12 +281,12 @@ def _predict(model: ModelArtifact, tok_dir: Path, cfg: QuantizeConfig, ctx: RunC
 
 
 def _run_search(pre: Path, scorer: Any, cfg: QuantizeConfig, scratch: Path, calib: list, groups: list, tok: Any,
-                log: Any):
+                note: str, log: Any):
     from .search import SearchSettings, parse_goal, search_quantized
 
     settings = SearchSettings(goal=parse_goal(cfg.max_drop), schemes=cfg.candidates, mixed_k=cfg.mixed_k,
                               latency_seq_len=cfg.latency_seq_len, per_channel=cfg.per_channel,
-                              sensitivity_size=cfg.sensitivity_size, dev_all=cfg.dev_all,
+                              sensitivity_size=cfg.sensitivity_size, select_all=cfg.select_all,
                               embeddings=cfg.embeddings, speed_tie=cfg.speed_tie)
     return search_quantized(pre, scorer, settings, scratch / "search", calibration=calib, groups=groups,
-                            vocab_hint=len(tok), pad_id=tok.pad_token_id or 0, log=log)
+                            vocab_hint=len(tok), pad_id=tok.pad_token_id or 0, selection=note, log=log)

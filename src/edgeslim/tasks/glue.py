@@ -1,4 +1,7 @@
-"""GLUE tasks in the standard glue_data TSV layout (quoting off, as the files need)."""
+"""GLUE tasks in the standard glue_data TSV layout (quoting off, as the files need).
+
+Every GLUE task with a train file also has a "val" split carved from it (and "train" excludes it): see tasks/base.py.
+"""
 from __future__ import annotations
 
 import csv
@@ -49,7 +52,7 @@ def _glue(name: str, folder: str, *, labels: tuple[str, ...], ncols: int, text_a
     return register_task(TaskSpec(
         name=name, kind=kind, folder=f"glue/{folder}", files={s: f"{s}.tsv" for s in splits},
         reader=read_glue_tsv, labels=labels, metrics=metrics, primary=primary, description=description,
-        options=dict(ncols=ncols, text_a=text_a, text_b=text_b, label=label, header=header),
+        options=dict(ncols=ncols, text_a=text_a, text_b=text_b, label=label, header=header), carve_val=True,
     ))
 
 
