@@ -22,7 +22,7 @@ def tasks_cmd(as_json: bool = JsonOpt) -> None:
     rows = []
     for name in TASKS.names():
         t = TASKS.get(name)
-        present = {sp: (s.data_dir / t.folder / f).exists() for sp, f in t.files.items()}
+        present = {sp: (s.data_dir / t.folder / t.file_name(sp)).exists() for sp in t.splits}
         rows.append({"task": name, "kind": t.kind, "metrics": list(t.metrics), "splits": present,
                      "description": t.description})
 
@@ -81,9 +81,8 @@ def run_cmd(
     shown: dict[str, Any] = {}
 
     def on_step(i, step, art, cached, seconds):
-        if not as_json:
-            state = "cached" if cached else f"{seconds:.1f}s"
-            typer.echo(f"[{i}/{len(r.steps)}] {step.name}: {art.path} ({state})")
+        if not as_json:   # the pipeline has printed the step's start/done lines (progress); this is its result
+            typer.echo(f"[{i}/{len(r.steps)}] {step.name} -> {art.path}")
             new = {k: v for k, v in art.metrics.items() if shown.get(str(art.path), {}).get(k) != v}
             shown[str(art.path)] = dict(art.metrics)
             for k, v in new.items():
@@ -94,7 +93,7 @@ def run_cmd(
                     typer.echo(f"      {k}: " + ", ".join(f"{a}={b:.4f}" if isinstance(b, float) else f"{a}={b}"
                                                         for a, b in nums.items()))
 
-    lineage = run_recipe(r, out, quiet=STATE["quiet"] or as_json, on_step=on_step)
+    lineage = run_recipe(r, out, quiet=STATE["quiet"], on_step=on_step)
     if as_json:
         emit({"out": str(out), "lineage": lineage}, True)
     else:

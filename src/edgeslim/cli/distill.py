@@ -76,7 +76,7 @@ def distill_cmd(
         batch_size=batch_size, max_length=max_length)
     n = len(cfg.student_layers) if isinstance(cfg.student_layers, tuple) else cfg.student_layers
     out = out or Path("runs") / "distill" / f"{task_name or 'task'}-L{n}"
-    ctx = RunContext(out_dir=out, task=task_name, seed=seed, threads=threads, quiet=STATE["quiet"] or as_json)
+    ctx = RunContext(out_dir=out, task=task_name, seed=seed, threads=threads, quiet=STATE["quiet"])
     if plan_only:
         ctx.seed_everything()
         p = prepare(src, cfg, ctx)

@@ -16,7 +16,7 @@ app = typer.Typer()  # commands of this group; cli/__init__.py mounts them on th
 def eval_cmd(
     model: str = typer.Option(..., "--model", "-m", help="Artifact folder (or packaged model name)."),
     task: Optional[str] = typer.Option(None, "--task", "-t", help="Task [the artifact's own task]."),
-    split: str = typer.Option("dev", help="Split to score."),
+    split: str = typer.Option("dev", help="Split to score: dev, val (carved from train), train, train-full."),
     batch_size: int = typer.Option(32, help="Evaluation batch size (INT8 accuracy depends on it)."),
     limit: Optional[int] = typer.Option(None, help="Score only the first N examples."),
     threads: int = typer.Option(2, help="CPU threads."),

@@ -74,7 +74,8 @@ def teacher_logits(teacher: Any, data: Encoded, pad_id: int, *, cache_dir: Path 
         if blob["n"] == len(data):
             return blob["logits"]
     out = None
-    with progress_bar("teacher logits (cached once)", math.ceil(len(data) / batch_size), quiet) as bar, \
+    with progress_bar("teacher logits (cached once)", math.ceil(len(data) / batch_size), quiet,
+                      unit="batches") as bar, \
             torch.inference_mode():
         for idx, batch in iter_batches(data, batch_size, pad_id):
             logits = teacher(**batch).logits.float()

@@ -172,8 +172,8 @@ def train_loop(named_params: Iterable[tuple[str, Any]], lengths: Sequence[int],
 
     start = time.perf_counter() - res.seconds
     last_save = time.perf_counter()
-    with progress_bar(description, planned, quiet) as bar:
-        bar.advance(res.steps)
+    # in a log (not a terminal) the bar is a heartbeat line every ~30 s: steps, loss, elapsed, time left
+    with progress_bar(description, planned, quiet, completed=res.steps, time_budget=budget - res.seconds) as bar:
         while planned is None or res.steps < planned:
             epoch = res.steps // steps_per_epoch
             batches = length_grouped_batches(lengths, cfg.batch_size, cfg.seed + epoch)
@@ -192,9 +192,8 @@ def train_loop(named_params: Iterable[tuple[str, Any]], lengths: Sequence[int],
                 if len(res.first_losses) < FIRST_LOSSES:
                     res.first_losses.append(record)
                 res.recent_losses = res.recent_losses[-(RECENT_LOSSES - 1):] + [record]
+                bar.set(f"loss {res.mean_loss():.4f}")
                 bar.advance()
-                if res.steps % 20 == 0:
-                    bar.set(f"loss {res.mean_loss():.4f}")
                 if checkpoint is not None and time.perf_counter() - last_save > cfg.checkpoint_minutes * 60:
                     res.seconds = time.perf_counter() - start
                     save(finished=False)
