@@ -116,7 +116,8 @@ class TinySteps:
             absent = [m for m in spec.required_backends(cfg) if importlib.util.find_spec(m) is None]
             if absent:
                 pytest.skip(f"step {name}: backend(s) {absent} not installed")
-            ctx = RunContext(out_dir=self.root / "out" / name, task="sst2", quiet=True, settings=self.settings)
+            ctx = RunContext(out_dir=self.root / "out" / name, task="sst2", quiet=True, settings=self.settings,
+                             lineage=[{"step": "source", "path": str(self.src.path), "hash": self.src.content_hash}])
             self._out[name] = spec.fn(self.src, cfg, ctx)
         return self._out[name]
 

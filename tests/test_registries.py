@@ -26,6 +26,8 @@ STEP_OPTIONS: dict[str, dict] = {
     "export.litert": TINY,
     "export.executorch": TINY,
     "export.coreml": TINY,
+    "validate": {"rounds": 1, "budget_s": 0.3, "batch_size": 8, "seq_len": 16, "calibrate": False,
+                 "hardware": ["raspberry-pi-5"], "target": "raspberry-pi-5", "deadline_ms": 50},
 }
 TinySteps.OPTIONS.update(STEP_OPTIONS)
 

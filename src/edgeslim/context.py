@@ -22,6 +22,7 @@ class RunContext:
     threads: int = 2
     quiet: bool = False
     settings: Settings = field(default_factory=get_settings)
+    lineage: list = field(default_factory=list)   # the run's records so far (pipeline.run_recipe), source first
 
     def for_step(self, out_dir: Path) -> "RunContext":
         """The same context writing to another folder (a step writes its artifact into out_dir)."""

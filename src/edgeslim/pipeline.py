@@ -12,13 +12,19 @@ from .artifact import MANIFEST, ModelArtifact, run_key
 from .context import RunContext
 from .errors import StepError
 from .fileio import write_json
+from .progress import duration, progress_line
 from .recipe import Recipe, RecipeStep
 from .registry import STEPS
 
 
+# Bumped when what a step reads changes without its options changing (e.g. "val" carved out of "train"), so a run
+# folder made before never resumes from outputs trained on other data.
+DATA_RULES = "val-carved-from-train-1"
+
+
 def step_key(step: RecipeStep, source: ModelArtifact, task: str | None, seed: int) -> str:
     """Hash of everything a step's output depends on."""
-    return run_key(step.name, step.options, source.content_hash, task, seed)
+    return run_key(step.name, step.options, source.content_hash, task, seed, DATA_RULES)
 
 
 def cached_output(folder: Path, key: str) -> ModelArtifact | None:
@@ -32,15 +38,17 @@ def cached_output(folder: Path, key: str) -> ModelArtifact | None:
 METRICS_FILE = "metrics.json"
 
 
-def run_analysis_step(spec: Any, step: RecipeStep, art: ModelArtifact, ctx: RunContext,
-                      key: str) -> tuple[ModelArtifact, bool]:
+def run_analysis_step(spec: Any, step: RecipeStep, art: ModelArtifact, ctx: RunContext, key: str,
+                      before_run: Callable[[], None] = lambda: None) -> tuple[ModelArtifact, bool]:
     """Run (or reuse) an analysis step: the model is unchanged; the metrics it adds go to the step's folder in the
-    run (`NN-<step>/metrics.json`), never into the input's folder. Returns the artifact with them and `cached`."""
+    run (`NN-<step>/metrics.json`), never into the input's folder. Returns the artifact with them and `cached`.
+    `before_run` is called only when the step really runs (not when its metrics are reused)."""
     out = Path(ctx.out_dir) / METRICS_FILE
     if out.is_file():
         saved = json.loads(out.read_text())
         if saved.get("run_key") == key:
             return dataclasses.replace(art, metrics={**art.metrics, **saved["metrics"]}), True
+    before_run()
     new = spec.fn(art, step.config, ctx)
     if not isinstance(new, ModelArtifact) or new.content_hash != art.content_hash:
         raise StepError(f"analysis step {step.name!r} must return its input artifact with metrics added")
@@ -59,7 +67,11 @@ def source_artifact(model: str) -> ModelArtifact:
 
 def run_recipe(recipe: Recipe, out_dir: str | Path, *, quiet: bool = False,
                on_step: Callable[[int, RecipeStep, ModelArtifact, bool, float], None] | None = None) -> list[dict[str, Any]]:
-    """Run every step; returns the lineage (one record per step) and writes it to out_dir/lineage.json."""
+    """Run every step; returns the lineage (one record per step) and writes it to out_dir/lineage.json.
+
+    Unless quiet, each step prints `[i/n] name: start` and `[i/n] name: done in ...` (or `cached`, or `failed
+    after ...`) as flushed lines (edgeslim.progress), so a log shows where a long run is.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     art = source_artifact(recipe.model)
@@ -70,21 +82,30 @@ def run_recipe(recipe: Recipe, out_dir: str | Path, *, quiet: bool = False,
         key = step_key(step, art, recipe.task, recipe.seed)
         spec = STEPS.get(step.name)
         t0 = time.perf_counter()
-        ctx = RunContext(out_dir=folder, task=recipe.task, seed=recipe.seed, threads=recipe.threads, quiet=quiet)
-        if spec.analysis:
-            new, cached = run_analysis_step(spec, step, art, ctx, key)
-        else:
-            new = cached_output(folder, key)
-            cached = new is not None
-            if new is None:
-                new = spec.fn(art, step.config, ctx)
-                if not isinstance(new, ModelArtifact):
-                    raise StepError(f"step {step.name!r} returned {type(new).__name__}, not a ModelArtifact")
-                if Path(new.path) != folder:
-                    raise StepError(f"step {step.name!r} wrote to {new.path}, expected {folder}")
-                new = dataclasses.replace(new, extra={**new.extra, "run_key": key})
-                new.save_manifest()
+        ctx = RunContext(out_dir=folder, task=recipe.task, seed=recipe.seed, threads=recipe.threads, quiet=quiet,
+                         lineage=list(lineage))
+        tag = f"[{i}/{len(recipe.steps)}] {step.name}"
+        try:
+            if spec.analysis:
+                new, cached = run_analysis_step(spec, step, art, ctx, key,
+                                                before_run=lambda tag=tag: progress_line(f"{tag}: start", quiet))
+            else:
+                new = cached_output(folder, key)
+                cached = new is not None
+                if new is None:
+                    progress_line(f"{tag}: start", quiet)
+                    new = spec.fn(art, step.config, ctx)
+                    if not isinstance(new, ModelArtifact):
+                        raise StepError(f"step {step.name!r} returned {type(new).__name__}, not a ModelArtifact")
+                    if Path(new.path) != folder:
+                        raise StepError(f"step {step.name!r} wrote to {new.path}, expected {folder}")
+                    new = dataclasses.replace(new, extra={**new.extra, "run_key": key})
+                    new.save_manifest()
+        except BaseException:
+            progress_line(f"{tag}: failed after {duration(time.perf_counter() - t0)}", quiet)
+            raise
         seconds = time.perf_counter() - t0
+        progress_line(f"{tag}: cached" if cached else f"{tag}: done in {duration(seconds)}", quiet)
         lineage.append({"step": step.name, "options": step.options, "path": str(new.path), "hash": new.content_hash,
                         "parent": new.parent_hash, "metrics": new.metrics, "cached": cached,
                         "seconds": round(seconds, 1)})

@@ -55,6 +55,15 @@ def resolve_config(model_or_config: Any) -> Any:
     return dataclasses.replace(cfg, extra=extra)
 
 
+def artifact_precision(art: Any) -> str:
+    """fp32 / fp16 / int8 for the cost model, from the artifact's precision tag (quantize writes e.g.
+    `int8-dynamic`, `int8-static`, `mixed`: INT8 with a few FP32 groups, costed as INT8)."""
+    tag = str(art.extra.get("precision") or "fp32")
+    if tag.startswith("int8") or tag == "mixed":
+        return "int8"
+    return tag if tag in ("fp32", "fp16") else "fp32"
+
+
 @dataclass(frozen=True)
 class OpPrediction:
     """Predicted time, bound and energy of one op."""
@@ -183,7 +192,13 @@ def predict_latency(model_or_config: Any, profile: str | HardwareProfile, batch:
     return predict_cost(model_cost(cfg, batch=batch, seq_len=seq_len, precision=precision), prof)
 
 
-def check_deadline(deadline_ms: float) -> float:
+def check_deadline(deadline_ms: float, where: str = "") -> float:
+    """The deadline as a float; a ConfigError (prefixed with `where`, e.g. "profile: deadline_ms") otherwise."""
+    if where:
+        try:
+            return check_deadline(deadline_ms)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     if not isinstance(deadline_ms, (int, float)) or not math.isfinite(deadline_ms) or deadline_ms <= 0:
         raise ConfigError(f"deadline must be a positive number of milliseconds, got {deadline_ms!r} "
                           "(e.g. --deadline-ms 50)")

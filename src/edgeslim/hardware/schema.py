@@ -20,7 +20,8 @@ PRECISIONS = ("fp32", "fp16", "int8")
 BUILTIN_DIR = Path(__file__).resolve().parent / "profiles"
 KINDS = ("cpu", "gpu", "npu")
 TOP_KEYS = ("name", "description", "kind", "peak_gops", "memory_bandwidth_gbs", "memory_gb", "power_active_w",
-            "power_idle_w", "pj_per_mac", "pj_per_dram_byte", "efficiency", "calibration")
+            "power_idle_w", "pj_per_mac", "pj_per_dram_byte", "efficiency", "calibration", "runtime")
+RUNTIME_NAMES = ("onnxruntime", "litert", "executorch", "coreml")
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ class HardwareProfile:
     efficiency: Efficiency = field(default_factory=Efficiency)
     calibration: dict[str, Any] = field(default_factory=dict)  # host only: how and when it was measured
     path: str = ""
+    runtime: str = "onnxruntime"          # the runtime a model for this device is exported to (`optimize` uses it)
+    runtime_source: str = ""
 
     def peak(self, precision: str) -> float:
         """Peak giga-ops/s at `precision`, or HardwareError if the device does not run it."""
@@ -109,7 +112,7 @@ class HardwareProfile:
                 "memory_gb": self.memory_gb.to_dict(), "power_active_w": self.power_active_w.to_dict(),
                 "power_idle_w": self.power_idle_w.to_dict(), "pj_per_mac": fig(self.pj_per_mac),
                 "pj_per_dram_byte": self.pj_per_dram_byte.to_dict(), "efficiency": self.efficiency.to_dict(),
-                "calibration": self.calibration}
+                "calibration": self.calibration, "runtime": {"value": self.runtime, "source": self.runtime_source}}
 
     def with_efficiency(self, eff: Efficiency) -> "HardwareProfile":
         return dataclasses.replace(self, efficiency=eff)
@@ -198,8 +201,9 @@ def parse_profile(data: Any, where: str = "profile") -> HardwareProfile:
     calibration = data.get("calibration") or {}
     if not isinstance(calibration, Mapping):
         raise HardwareError(f"{where}: field 'calibration' must be a mapping")
+    runtime, runtime_source = _runtime(data.get("runtime"), where)
     return HardwareProfile(
-        name=name, description=str(data.get("description", "")), kind=data["kind"], peak_gops=peak,
+        runtime=runtime, runtime_source=runtime_source, name=name, description=str(data.get("description", "")), kind=data["kind"], peak_gops=peak,
         memory_bandwidth_gbs=_figure(data["memory_bandwidth_gbs"], f"{where}: field 'memory_bandwidth_gbs'"),
         memory_gb=_figure(data["memory_gb"], f"{where}: field 'memory_gb'"),
         power_active_w=_figure(data["power_active_w"], f"{where}: field 'power_active_w'"),
@@ -208,6 +212,16 @@ def parse_profile(data: Any, where: str = "profile") -> HardwareProfile:
         pj_per_dram_byte=_figure(data["pj_per_dram_byte"], f"{where}: field 'pj_per_dram_byte'"),
         efficiency=eff, calibration=dict(calibration), path=where,
     )
+
+
+def _runtime(raw: Any, where: str) -> tuple[str, str]:
+    """(runtime, source) from `runtime: onnxruntime` or `runtime: {value: litert, source: "..."}`."""
+    if raw is None:
+        return "onnxruntime", "default: ONNX Runtime (no runtime named in the profile)"
+    value, source = (raw.get("value"), str(raw.get("source", ""))) if isinstance(raw, Mapping) else (raw, "")
+    if value not in RUNTIME_NAMES:
+        raise HardwareError(f"{where}: field 'runtime' must be one of {', '.join(RUNTIME_NAMES)}, got {value!r}")
+    return str(value), source
 
 
 def read_profile_file(path: str | Path) -> HardwareProfile:

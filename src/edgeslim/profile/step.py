@@ -12,6 +12,7 @@ from typing import Any, Callable
 from ..artifact import ModelArtifact
 from ..context import RunContext
 from ..errors import ConfigError, HardwareError
+from ..hardware.predict import artifact_precision
 from ..registry import register_step, suggest
 
 PRECISION_CHOICES = ("auto", "fp32", "fp16", "int8")
@@ -48,10 +49,7 @@ class ProfileConfig:
         if self.precision not in PRECISION_CHOICES:
             raise ConfigError(f"profile: unknown precision {self.precision!r}.{suggest(self.precision, PRECISION_CHOICES)}")
         if self.deadline_ms is not None:
-            try:
-                check_deadline(self.deadline_ms)
-            except ConfigError as exc:
-                raise ConfigError(f"profile: deadline_ms: {exc}") from None
+            check_deadline(self.deadline_ms, "profile: deadline_ms")
 
 
 def _device_precision(prof: Any, wanted: str, auto: bool) -> tuple[str, str]:
@@ -62,15 +60,6 @@ def _device_precision(prof: Any, wanted: str, auto: bool) -> tuple[str, str]:
         prof.peak(wanted)   # raises, naming the supported precisions
     alt = "fp16" if "fp16" in prof.peak_gops else prof.precisions[0]
     return alt, f"{prof.name} has no {wanted}; predicted at {alt} (what its compiler would convert to)"
-
-
-def artifact_precision(art: ModelArtifact) -> str:
-    """fp32 / fp16 / int8 for the cost model, from the artifact's precision tag (quantize writes e.g.
-    `int8-dynamic`, `int8-static`, `mixed`: INT8 with a few FP32 groups, costed as INT8)."""
-    tag = str(art.extra.get("precision") or "fp32")
-    if tag.startswith("int8") or tag == "mixed":
-        return "int8"
-    return tag if tag in ("fp32", "fp16") else "fp32"
 
 
 def profile_artifact(art: ModelArtifact, cfg: ProfileConfig, *, threads: int = 2, plot_dir: Path | None = None,
