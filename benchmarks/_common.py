@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TEACHER_ENV = "EDGESLIM_BENCH_TEACHER"
 OPTIMUM_ENV = "EDGESLIM_OPTIMUM_PYTHON"
 HAND_TEACHER = "runs/teacher-sst2"        # fine-tuned by hand on the first machine; the published numbers use it
-DEMO_TEACHER = "runs/demo/01-finetune"    # step 1 of recipes/demo.yaml: same model type, made by `make demo`
+DEMO_TEACHER = "runs/demo/01-finetune"    # step 1 of `make demo` (edgeslim optimize): the fine-tuned teacher
 OPTIMUM_VENV = ".venv-optimum"
 # Optimum pins transformers 4.x, so it cannot share .venv (transformers 5). These versions ran the published
 # quantize benchmark beside torch 2.13.0 (pip freeze of that venv); torch is installed first and alone so pip

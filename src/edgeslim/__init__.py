@@ -11,7 +11,8 @@ import types
 
 # The Python API, loaded from edgeslim.api on first access (module __getattr__ below).
 _API = ("load", "steps", "run_step", "run_recipe",
-       "finetune", "evaluate", "profile", "distill", "prune", "quantize", "export")
+       "finetune", "evaluate", "profile", "distill", "prune", "quantize", "export", "validate", "optimize",
+       "report")
 
 
 class _Package(types.ModuleType):

@@ -20,6 +20,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "coremltools": ("coremltools", "coreml"),
     "scipy": ("SciPy", "onnx"),
     "matplotlib": ("matplotlib", "report"),
+    "jinja2": ("Jinja2", "report"),
     "PIL": ("Pillow", "vision"),
 }
 

@@ -24,7 +24,8 @@ from .registry import STEPS
 from .settings import get_settings
 
 __all__ = ["load", "steps", "run_step", "run_recipe",
-           "finetune", "evaluate", "profile", "distill", "prune", "quantize", "export"]
+           "finetune", "evaluate", "profile", "distill", "prune", "quantize", "export", "validate", "optimize",
+           "report"]
 
 
 def load(model: str | Path | ModelArtifact) -> ModelArtifact:
@@ -62,9 +63,16 @@ def _profile(model: ModelArtifact, cfg: Any, ctx: RunContext) -> dict[str, Any]:
     return profile_artifact(model, cfg, threads=ctx.threads, plot_dir=Path(ctx.out_dir) if cfg.plot else None)
 
 
+def _validate(model: ModelArtifact, cfg: Any, ctx: RunContext) -> dict[str, Any]:
+    from .validate.step import resolve_baseline, validate_artifact
+
+    return validate_artifact(model, resolve_baseline(cfg, ctx), cfg, ctx)
+
+
 # Analysis steps measure their input: the API returns what they measure and writes nothing into the input.
 ANALYSES: dict[str, Callable[[ModelArtifact, Any, RunContext], dict[str, Any]]] = {"eval": _evaluate,
-                                                                                   "profile": _profile}
+                                                                                   "profile": _profile,
+                                                                                   "validate": _validate}
 
 
 def run_step(name: str, model: str | Path | ModelArtifact, *, task: str | None = None, out: str | Path | None = None,
@@ -195,3 +203,67 @@ quantize = StepFunction("quantize", "quantize", "Quantize with ONNX Runtime (sch
                                                 "max_drop); returns the ONNX artifact.")
 export = StepFunction("export", "export", "Export to several runtimes and precisions, each validated against "
                                           "PyTorch; returns the bundle artifact.")
+validate = StepFunction("validate", "validate", "Validate a final model against its teacher (baseline=<teacher "
+                                                "folder>): dev metric at batch 1 and N, size, interleaved host "
+                                                "latency, predictions; returns the report dict.")
+
+
+class _PackageFunction:
+    """A function sharing its name with a subpackage (`edgeslim.optimize`, `edgeslim.report`): attributes it lacks
+    are read from that package, so `edgeslim.optimize.Goal` and `import edgeslim.report.build` keep working."""
+
+    __module__ = "edgeslim"
+    package = ""
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return getattr(importlib.import_module(f"edgeslim.{self.package}"), attr)
+
+    def __repr__(self) -> str:
+        return f"<edgeslim function {self.package}>"
+
+
+class _Optimize(_PackageFunction):
+    """`optimize(model, task=, target=, deadline_ms=, max_drop=, out=, ...)`: the `edgeslim optimize` command.
+
+    Plans a recipe from the goal, runs it, checks the goal against the validate step and writes the report;
+    returns an OptimizeResult (`.met`, `.outcome`, `.plan`, `.report`). Raises GoalImpossible when the predictor
+    rules the goal out before training. Other attributes come from the package `edgeslim.optimize`.
+    """
+
+    __name__ = __qualname__ = package = "optimize"
+
+    def __call__(self, model: str | Path, *, task: str, target: str, deadline_ms: float, max_drop: float,
+                 out: str | Path, max_size_mb: float | None = None, budget_minutes: float | None = None,
+                 seq_len: int = 128, quick: bool = False, runtime: str | None = None, seed: int = 0,
+                 threads: int = 2, quiet: bool = True, plan_only: bool = False) -> Any:
+        from .optimize import Goal, optimize as run
+
+        goal = Goal(model=str(model), task=task, target=target, deadline_ms=deadline_ms, max_drop=max_drop,
+                    max_size_mb=max_size_mb, budget_minutes=budget_minutes, seq_len=seq_len, quick=quick,
+                    runtime=runtime, seed=seed, threads=threads)
+        return run(goal, out, quiet=quiet, plan_only=plan_only)
+
+
+
+optimize = _Optimize()
+
+
+class _Report(_PackageFunction):
+    """`report(run_dir)`: the `edgeslim report` command. Writes DIR/report.html (one self-contained file) and
+    DIR/report.md (PNGs in DIR/report-files/); returns {"html", "md", "files", "headline", "notes"}, the headline
+    (teacher -> final) being None for a run without a validate step. Other attributes come from the package
+    `edgeslim.report`.
+    """
+
+    __name__ = __qualname__ = package = "report"
+
+    def __call__(self, run_dir: str | Path) -> dict[str, Any]:
+        from .report.build import build_report
+
+        return build_report(run_dir)
+
+
+
+report = _Report()

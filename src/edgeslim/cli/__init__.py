@@ -21,7 +21,7 @@ app = typer.Typer(
 
 
 @app.callback()
-def main_options(quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars.")) -> None:
+def main_options(quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress (bars or lines).")) -> None:
     """edgeslim: profile, distill, prune, quantize, export and validate transformers for edge devices."""
     STATE["quiet"] = quiet
 
@@ -40,9 +40,15 @@ def mount_command_groups() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: EdgeslimError and usage errors exit 2 with a one-line reason."""
+    from ..progress import progress_to_stderr
+
     mount_command_groups()
+    # a command printing --json owns stdout: its progress (bars, step and heartbeat lines) goes to stderr
+    progress_to_stderr("--json" in (sys.argv[1:] if argv is None else argv))
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)   # click returns a typer.Exit's code here instead of raising
+        if isinstance(code, int) and code:
+            return code
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:
@@ -58,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     except EdgeslimError as exc:
         typer.echo(f"edgeslim: error: {exc}", err=True)
         return 2
+    finally:
+        progress_to_stderr(False)       # process-wide: the next caller (a test, the library) starts on stdout
     return 0
 
 
