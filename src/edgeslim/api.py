@@ -142,7 +142,22 @@ def options_doc(config_cls: type) -> str:
 COMMON = ("task", "out", "seed", "threads", "quiet")
 
 
-class StepFunction:
+class _PackageFunction:
+    """A function sharing its name with a subpackage (`edgeslim.prune`, `edgeslim.optimize`, ...): attributes it
+    lacks are read from that package, so `edgeslim.optimize.Goal` and `import edgeslim.prune.step` keep working."""
+
+    package = ""
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return getattr(importlib.import_module(f"edgeslim.{self.package}"), attr)
+
+    def __repr__(self) -> str:
+        return f"<edgeslim function {self.package}>"
+
+
+class StepFunction(_PackageFunction):
     """One step as a function: `prune(model, heads=0.5)` is `run_step("prune", model, heads=0.5)`.
 
     Each shares its name with a subpackage (`edgeslim.prune` is also the package edgeslim/prune/), so an attribute
@@ -150,7 +165,7 @@ class StepFunction:
     """
 
     def __init__(self, name: str, step: str, summary: str):
-        self.__name__ = self.__qualname__ = name
+        self.__name__ = self.__qualname__ = self.package = name
         self.__module__ = "edgeslim"
         self._step = step
         self._summary = summary
@@ -180,11 +195,6 @@ class StepFunction:
     def __get__(self, obj: Any, objtype: Any = None) -> "StepFunction":
         return self   # a method descriptor to inspect/pydoc, so help() shows it as a function with its signature
 
-    def __getattr__(self, attr: str) -> Any:
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        return getattr(importlib.import_module(f"edgeslim.{self.__name__}"), attr)
-
     def __repr__(self) -> str:
         return f"<edgeslim step function {self.__name__} (step {self._step!r})>"
 
@@ -208,22 +218,6 @@ validate = StepFunction("validate", "validate", "Validate a final model against 
                                                 "latency, predictions; returns the report dict.")
 
 
-class _PackageFunction:
-    """A function sharing its name with a subpackage (`edgeslim.optimize`, `edgeslim.report`): attributes it lacks
-    are read from that package, so `edgeslim.optimize.Goal` and `import edgeslim.report.build` keep working."""
-
-    __module__ = "edgeslim"
-    package = ""
-
-    def __getattr__(self, attr: str) -> Any:
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        return getattr(importlib.import_module(f"edgeslim.{self.package}"), attr)
-
-    def __repr__(self) -> str:
-        return f"<edgeslim function {self.package}>"
-
-
 class _Optimize(_PackageFunction):
     """`optimize(model, task=, target=, deadline_ms=, max_drop=, out=, ...)`: the `edgeslim optimize` command.
 
@@ -233,6 +227,7 @@ class _Optimize(_PackageFunction):
     """
 
     __name__ = __qualname__ = package = "optimize"
+    __module__ = "edgeslim"
 
     def __call__(self, model: str | Path, *, task: str, target: str, deadline_ms: float, max_drop: float,
                  out: str | Path, max_size_mb: float | None = None, budget_minutes: float | None = None,
@@ -246,7 +241,6 @@ class _Optimize(_PackageFunction):
         return run(goal, out, quiet=quiet, plan_only=plan_only)
 
 
-
 optimize = _Optimize()
 
 
@@ -258,12 +252,12 @@ class _Report(_PackageFunction):
     """
 
     __name__ = __qualname__ = package = "report"
+    __module__ = "edgeslim"
 
     def __call__(self, run_dir: str | Path) -> dict[str, Any]:
         from .report.build import build_report
 
         return build_report(run_dir)
-
 
 
 report = _Report()

@@ -44,13 +44,13 @@ def optimize_cmd(
         c = p.chosen
         typer.echo(f"plan: {c.layers} layers, FFN {c.ffn}, {c.heads} heads, vocab {p.vocab}; predicted "
                    f"{c.predicted_ms:.2f} ms ({c.precision}) on {goal.target}, ~{c.size_mb:.2f} MB; runtime "
-                   f"{p.runtime}; recipe: {out / 'recipe.yaml'}", )
+                   f"{p.runtime}; recipe: {out / 'recipe.yaml'}")
 
     res = optimize(goal, out, quiet=STATE["quiet"], plan_only=plan_only, on_plan=on_plan)   # --json: progress on stderr
+    o = res.outcome
     if as_json:
         emit(res.to_dict(), True)
     else:
-        o = res.outcome
         for c in o.get("checks", []):
             mark = "ok  " if c["met"] else "MISS"
             typer.echo(f"{mark} {c['constraint']}: {c['value']} {c['unit']} (limit {c['limit']}; {c['label']}: "
@@ -63,9 +63,5 @@ def optimize_cmd(
         if res.report:
             typer.echo(f"report: {res.report.get('html')}")
         typer.echo(f"status: {o['status']} ({out})")
-    if o_status(res) == "missed":
+    if o["status"] == "missed":
         raise typer.Exit(1)
-
-
-def o_status(res) -> str:
-    return res.outcome.get("status", "")

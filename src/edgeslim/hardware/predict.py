@@ -64,6 +64,17 @@ def artifact_precision(art: Any) -> str:
     return tag if tag in ("fp32", "fp16") else "fp32"
 
 
+def device_precision(prof: Any, wanted: str, auto: bool = True) -> tuple[str, str]:
+    """The precision to predict at on `prof`, and a note when it differs from the model's (auto: the device's
+    fp16, else its first precision; not auto: HardwareError naming the supported ones)."""
+    if wanted in prof.peak_gops:
+        return wanted, ""
+    if not auto:
+        prof.peak(wanted)   # raises, naming the supported precisions
+    alt = "fp16" if "fp16" in prof.peak_gops else prof.precisions[0]
+    return alt, f"{prof.name} has no {wanted}; predicted at {alt} (what its compiler would convert to)"
+
+
 @dataclass(frozen=True)
 class OpPrediction:
     """Predicted time, bound and energy of one op."""

@@ -158,7 +158,8 @@ def candidates_for(teacher: Any, vocab: int, profile: Any, goal: Goal) -> list[C
                 fp32 = (lat if prec == "fp32" else predict_cost(
                     model_cost(shape, batch=1, seq_len=goal.seq_len, precision="fp32"), profile).latency_ms
                         if "fp32" in profile.peak_gops else lat)
-                size = estimated_int8_mb(model_cost(shape, batch=1, seq_len=goal.seq_len, precision="int8"))
+                size = estimated_int8_mb(cost if prec == "int8" else
+                                         model_cost(shape, batch=1, seq_len=goal.seq_len, precision="int8"))
                 core = sum(o.params for o in cost.ops if o.layer != "embeddings")
                 out.append(Candidate(layers, ffn, share, heads, cost.params, core, round(lat, 4), round(fp32, 4), prec,
                                      round(size, 3), lat <= goal.deadline_ms,

@@ -11,15 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import EdgeslimError, StepError
+from ..errors import StepError
 from ..fileio import write_json, write_text
 from .plan import Goal, GoalImpossible, Plan, plan
 
 OPTIMIZE_FILE = "optimize.json"
-
-
-class GoalMissed(EdgeslimError):
-    """The run finished (or stopped) without meeting the goal (exit 1); the report marks the miss."""
 
 
 @dataclass
@@ -73,15 +69,18 @@ def _validate_metrics(lineage: list[dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
-def write_plan_files(out: Path, p: Plan, outcome: dict[str, Any] | None = None,
-                     started: float | None = None, seconds: float | None = None) -> None:
+def write_recipe(out: Path, p: Plan) -> None:
     import yaml
-
-    from ..measure import host_facts
 
     write_text(out / "recipe.yaml", "# Written by `edgeslim optimize`; `edgeslim run recipe.yaml --out <this folder>` "
                                    "reproduces the run (finished steps are reused).\n"
                + yaml.safe_dump(p.recipe, sort_keys=False, width=110))
+
+
+def write_optimize_json(out: Path, p: Plan, outcome: dict[str, Any] | None = None,
+                        started: float | None = None, seconds: float | None = None) -> None:
+    from ..measure import host_facts
+
     write_json(out / OPTIMIZE_FILE, {"goal": p.goal.to_dict(), "plan": p.to_dict(),
                                      "outcome": outcome or {"status": "running"}, "host": host_facts(),
                                      "started": started, "seconds": seconds})
@@ -99,7 +98,8 @@ def optimize(goal: Goal, out_dir: str | Path, *, quiet: bool = False, plan_only:
     recipe = parse_recipe(p.recipe, where=str(out / "recipe.yaml"))   # the whole-recipe checks, before any work
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    write_plan_files(out, p, started=started)
+    write_recipe(out, p)
+    write_optimize_json(out, p, started=started)
     if on_plan:
         on_plan(p)
     if plan_only:
@@ -111,7 +111,7 @@ def optimize(goal: Goal, out_dir: str | Path, *, quiet: bool = False, plan_only:
         error = str(exc)
         lineage = _read_lineage(out)
     outcome = check_outcome(goal, _validate_metrics(lineage), error)
-    write_plan_files(out, p, outcome, started, round(time.time() - started, 1))
+    write_optimize_json(out, p, outcome, started, round(time.time() - started, 1))
     report = None
     try:
         from ..report import build_report
@@ -132,4 +132,4 @@ def _read_lineage(out: Path) -> list[dict[str, Any]]:
     return json.loads(f.read_text()) if f.is_file() else []
 
 
-__all__ = ["Goal", "GoalImpossible", "GoalMissed", "OptimizeResult", "optimize", "check_outcome"]
+__all__ = ["Goal", "GoalImpossible", "OptimizeResult", "optimize", "check_outcome"]

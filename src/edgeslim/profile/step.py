@@ -12,7 +12,7 @@ from typing import Any, Callable
 from ..artifact import ModelArtifact
 from ..context import RunContext
 from ..errors import ConfigError, HardwareError
-from ..hardware.predict import artifact_precision
+from ..hardware.predict import artifact_precision, device_precision
 from ..registry import register_step, suggest
 
 PRECISION_CHOICES = ("auto", "fp32", "fp16", "int8")
@@ -52,16 +52,6 @@ class ProfileConfig:
             check_deadline(self.deadline_ms, "profile: deadline_ms")
 
 
-def _device_precision(prof: Any, wanted: str, auto: bool) -> tuple[str, str]:
-    """The precision to predict at on `prof`, and a note when it differs from the model's."""
-    if wanted in prof.peak_gops:
-        return wanted, ""
-    if not auto:
-        prof.peak(wanted)   # raises, naming the supported precisions
-    alt = "fp16" if "fp16" in prof.peak_gops else prof.precisions[0]
-    return alt, f"{prof.name} has no {wanted}; predicted at {alt} (what its compiler would convert to)"
-
-
 def profile_artifact(art: ModelArtifact, cfg: ProfileConfig, *, threads: int = 2, plot_dir: Path | None = None,
                      progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The full profile report of `art` as plain data (JSON-ready)."""
@@ -95,7 +85,7 @@ def profile_artifact(art: ModelArtifact, cfg: ProfileConfig, *, threads: int = 2
                 report["hardware"][name] = {"skipped": "not calibrated: run `edgeslim hw calibrate`"}
                 continue
             raise
-        prec, note = _device_precision(prof, wanted, cfg.precision == "auto")
+        prec, note = device_precision(prof, wanted, cfg.precision == "auto")
         c = cost if prec == wanted else model_cost(shape, batch=cfg.batch, seq_len=seq, precision=prec)
         pred = predict_cost(c, prof)
         row = pred.to_dict(ops=False)

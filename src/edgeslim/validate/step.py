@@ -180,12 +180,12 @@ def predictions(final_shape: Any, teacher_shape: Any, final_prec: str, names: li
                 host_profile: Any = None) -> dict[str, dict[str, Any]]:
     """Predicted latency/energy of the final model (its precision, or the device's fallback) and the FP32 teacher."""
     from ..hardware import load_profile, model_cost, predict_cost
+    from ..hardware.predict import device_precision
 
     out: dict[str, dict[str, Any]] = {}
     for name in names:
         prof = host_profile if name == "host" else load_profile(name)
-        prec = final_prec if final_prec in prof.peak_gops else ("fp16" if "fp16" in prof.peak_gops
-                                                                else prof.precisions[0])
+        prec, note = device_precision(prof, final_prec)
         tprec = "fp32" if "fp32" in prof.peak_gops else prec
         pf = predict_cost(model_cost(final_shape, batch=1, seq_len=seq_len, precision=prec), prof)
         pt = predict_cost(model_cost(teacher_shape, batch=1, seq_len=seq_len, precision=tprec), prof)
@@ -193,8 +193,8 @@ def predictions(final_shape: Any, teacher_shape: Any, final_prec: str, names: li
                      "energy_mj": round(pf.energy_mj, 4), "teacher_precision": tprec,
                      "teacher_latency_ms": round(pt.latency_ms, 4), "teacher_energy_mj": round(pt.energy_mj, 4),
                      "description": prof.description}
-        if prec != final_prec:
-            out[name]["note"] = f"{name} has no {final_prec}; predicted at {prec}"
+        if note:
+            out[name]["note"] = note
     return out
 
 
@@ -308,19 +308,12 @@ def validate_artifact(final: ModelArtifact, teacher: ModelArtifact, cfg: Validat
     return report
 
 
-def _log(ctx: RunContext) -> Callable[[str], None]:
-    def log(msg: str) -> None:
-        if not ctx.quiet:
-            import sys
-
-            print(f"validate: {msg}", file=sys.stderr, flush=True)
-    return log
-
-
 @register_step("validate", ValidateConfig, analysis=True, accepts=("onnx", "hf", "tflite", "pte"),
                backends=("onnxruntime",))
 def validate(model: ModelArtifact, cfg: ValidateConfig, ctx: RunContext) -> ModelArtifact:
     """Validate the final model against the run's baseline; recorded as the `validate` metric."""
     teacher = resolve_baseline(cfg, ctx)
-    report = validate_artifact(model, teacher, cfg, ctx, say=_log(ctx))
+    from ..progress import progress_line
+
+    report = validate_artifact(model, teacher, cfg, ctx, say=lambda msg: progress_line(f"validate: {msg}", ctx.quiet))
     return model.with_metrics(validate=report)
