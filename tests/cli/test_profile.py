@@ -80,3 +80,34 @@ def test_hw_calibrate_no_fit_writes_loadable_host(capsys, tmp_path, monkeypatch)
     assert host.peak("fp32") > 1 and host.peak("int8") > 1 and host.memory_bandwidth_gbs.value > 0.5
     assert "measured by `edgeslim hw calibrate`" in host.peak_gops["fp32"].source
     assert host.power_idle_w.estimate and not host.efficiency.fitted
+
+
+def test_profile_shows_trust_and_uncertain_verdict(capsys, tiny_bert_dir):
+    """Issue #20: every prediction carries its trust label; a deadline inside the band reads UNCERTAIN."""
+    code, out, _ = run(capsys, "profile", "--model", str(tiny_bert_dir), "--hardware", "raspberry-pi-5",
+                       "--seq-len", "32", "--precision", "int8", "--no-measure", "--json")
+    pi = json.loads(out)["hardware"]["raspberry-pi-5"]
+    assert code == 0 and pi["trust"]["status"] == "unchecked" and pi["trust_label"].startswith("unchecked (x3.0")
+    lo, hi = pi["latency_range_ms"]
+    assert lo < pi["latency_ms"] < hi and hi == pytest.approx(3 * pi["latency_ms"], rel=1e-3)
+    deadline = f"{2 * pi['latency_ms']:.4f}"          # above the prediction, inside the band
+    code, out, _ = run(capsys, "profile", "--model", str(tiny_bert_dir), "--hardware", "raspberry-pi-5,snapdragon-8gen3-npu",
+                       "--seq-len", "32", "--precision", "int8", "--no-measure", "--deadline-ms", deadline)
+    flat = " ".join(out.split())                       # rich wraps long cells and lines
+    assert code == 0 and "┃ trust" in out                # the PREDICTED table has a trust column
+    assert "real-time raspberry-pi-5: UNCERTAIN" in flat and "trust: unchecked (x3.0 either way" in flat
+    code, out, _ = run(capsys, "profile", "--model", str(tiny_bert_dir), "--hardware", "snapdragon-8gen3-npu",
+                       "--seq-len", "32", "--precision", "fp16", "--no-measure", "--json", "--deadline-ms", "1000")
+    npu = json.loads(out)["hardware"]["snapdragon-8gen3-npu"]
+    assert npu["trust"]["status"] == "checked" and "vs 6 published rows" in npu["trust_label"]
+    assert npu["deadline"]["verdict"] == "meets" and npu["deadline"]["trust_label"] == npu["trust_label"]
+
+
+def test_hw_check_prints_every_published_row(capsys):
+    code, out, _ = run(capsys, "hw", "check", "--json")
+    d = json.loads(out)
+    assert code == 0 and len(d["rows"]) >= 12 and d["overall"]["devices"] >= 4
+    assert all(r["source"] and r["url"] for r in d["rows"])
+    assert d["overall"]["heldout"]["median_abs_error"] <= 0.30
+    code, out, _ = run(capsys, "hw", "check", "--no-rows")
+    assert code == 0 and "held-out median" in out and "median error before calibration" in out

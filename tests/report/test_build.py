@@ -108,7 +108,9 @@ def test_headline_numbers_equal_the_validate_metrics(full_report, report_runs):
         "device_latency": (ms(pred["teacher_latency_ms"]), ms(pred["latency_ms"]), "—"),
         "device_energy": (mj(pred["teacher_energy_mj"]) if pred.get("teacher_energy_mj") is not None else "—",
                           mj(pred["energy_mj"]), "—"),
-        "deadline": ("—", f"{v['deadline']['verdict']}: {ms(v['deadline']['latency_ms'])}", "—"),
+        "deadline": ("—", f"{v['deadline']['verdict']}: {ms(v['deadline']['latency_ms'])}"
+                     + (" ({}–{})".format(*map(ms, v["deadline"]["latency_range_ms"]))
+                        if v["deadline"].get("latency_range_ms") else ""), "—"),
     }
     if v.get("predictor_error"):
         expected["predictor_error"] = ("—", f"{v['predictor_error']['error_pct']:+.1f}%", "—")
@@ -125,6 +127,8 @@ def test_headline_numbers_equal_the_validate_metrics(full_report, report_runs):
     assert result["headline"]["rows"][0]["final"] == expected["size"][1]
     verdict = v["deadline"]["verdict"]
     assert f"Real-time verdict: {verdict} the {ms(v['deadline']['deadline_ms'])} deadline" in html
+    if v["deadline"].get("trust_label"):   # a predicted verdict names its trust band (issue #20)
+        assert f"trust: {v['deadline']['trust_label']}" in html
     assert v["selection_note"] in html
 
 

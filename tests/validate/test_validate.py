@@ -62,3 +62,25 @@ def test_validate_measures_final_against_teacher(tiny_steps):
     # target host: the verdict is the measured p99, not a prediction
     assert v["deadline"]["basis"].startswith("measured p99") and v["deadline"]["latency_ms"] == \
         lat["models"]["final"]["p99_ms"] and v["deadline"]["verdict"] == "meets"
+
+
+def test_predicted_deadline_inside_the_band_is_uncertain():
+    """Issue #20: a verdict predicted on a device reads "uncertain" when the trust band straddles the deadline."""
+    from edgeslim.hardware.predict import resolve_config
+    from edgeslim.validate.step import deadline_report, predictions
+
+    shape = resolve_config({"model_type": "bert", "num_hidden_layers": 2, "hidden_size": 128,
+                            "num_attention_heads": 2, "intermediate_size": 256, "vocab_size": 1000,
+                            "max_position_embeddings": 128, "num_labels": 2})
+    pred = predictions(shape, shape, "int8", ["raspberry-pi-5"], 32)
+    row = pred["raspberry-pi-5"]
+    assert row["trust_label"].startswith("unchecked") and row["latency_range_ms"][1] > row["latency_ms"]
+
+    def verdict(deadline: float) -> dict:
+        cfg = ValidateConfig(target="raspberry-pi-5", deadline_ms=deadline, seq_len=32, calibrate=False)
+        return deadline_report(cfg, {}, pred, shape, shape, "int8")
+
+    inside = verdict(row["latency_ms"] * 1.5)
+    assert inside["verdict"] == "uncertain" and inside["trust_label"] == row["trust_label"]
+    assert verdict(row["latency_range_ms"][1] * 1.01)["verdict"] == "meets"
+    assert verdict(row["latency_range_ms"][0] * 0.99)["verdict"] == "misses"

@@ -43,7 +43,8 @@ def optimize_cmd(
             return
         c = p.chosen
         typer.echo(f"plan: {c.layers} layers, FFN {c.ffn}, {c.heads} heads, vocab {p.vocab}; predicted "
-                   f"{c.predicted_ms:.2f} ms ({c.precision}) on {goal.target}, ~{c.size_mb:.2f} MB; runtime "
+                   f"{c.predicted_ms:.2f} ms ({c.precision}; trust: {p.trust.get('label', 'unchecked')}) on "
+                   f"{goal.target}, ~{c.size_mb:.2f} MB; runtime "
                    f"{p.runtime}; recipe: {out / 'recipe.yaml'}")
 
     res = optimize(goal, out, quiet=STATE["quiet"], plan_only=plan_only, on_plan=on_plan)   # --json: progress on stderr
@@ -52,9 +53,11 @@ def optimize_cmd(
         emit(res.to_dict(), True)
     else:
         for c in o.get("checks", []):
-            mark = "ok  " if c["met"] else "MISS"
+            mark = "MISS" if not c["met"] else "??  " if c.get("verdict") == "uncertain" else "ok  "
+            trust = (f"; uncertain: could be {c['latency_range_ms'][0]:.2f}-{c['latency_range_ms'][1]:.2f} ms, "
+                     f"trust: {c['trust_label']}" if c.get("trust_label") and c.get("latency_range_ms") else "")
             typer.echo(f"{mark} {c['constraint']}: {c['value']} {c['unit']} (limit {c['limit']}; {c['label']}: "
-                       f"{c['basis']})")
+                       f"{c['basis']}{trust})")
         for f in o.get("failed", []):
             if "by" in f:
                 typer.echo(f"goal missed: {f['constraint']} over by {f['by']} {f['unit']}")

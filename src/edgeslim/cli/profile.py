@@ -37,8 +37,9 @@ def _render_profile(d: dict[str, Any], show_ops: bool) -> None:
             t.add_row(rt, f"{st['p50_ms']:.2f}", f"{st['p95_ms']:.2f}", f"{st['p99_ms']:.2f}",
                       f"{st['round_median_min_ms']:.2f}-{st['round_median_max_ms']:.2f}")
         con.print(t)
-    t = Table(title="PREDICTED per hardware (roofline model; host = calibrated on this machine)")
-    cols = ["hardware", "prec", "latency ms", "energy mJ", "bound", "util", "BW util", "ridge", "calibrated"]
+    t = Table(title="PREDICTED per hardware (roofline model; host = calibrated on this machine; trust = error vs "
+                    "published on-device measurements, `edgeslim hw check`)")
+    cols = ["hardware", "prec", "latency ms", "energy mJ", "bound", "util", "BW util", "ridge", "calibrated", "trust"]
     if d["deadline_ms"] is not None:
         cols += ["deadline", "max batch", "max seq"]
     for col in cols:
@@ -49,7 +50,8 @@ def _render_profile(d: dict[str, Any], show_ops: bool) -> None:
             continue
         row = [name, r["precision"], f"{r['latency_ms']:.2f}", f"{r['energy_mj']:.2f}",
                f"{r['bound']} ({r['memory_bound_share']:.0%} mem, {r['overhead_share']:.0%} ovh)", f"{r['utilisation']:.0%}",
-               f"{r['bandwidth_utilisation']:.0%}", f"{r['ridge_point']:.0f}", "fitted" if r["calibrated"] else "assumed"]
+               f"{r['bandwidth_utilisation']:.0%}", f"{r['ridge_point']:.0f}", "fitted" if r["calibrated"] else "assumed",
+               (r.get("trust") or {}).get("short", "-")]
         if d["deadline_ms"] is not None:
             dl = r["deadline"]
             row += [f"{dl['verdict']} ({dl['latency_ms']:.1f} ms {'p99 measured' if 'measured' in dl['basis'] else 'predicted'})",
@@ -59,6 +61,8 @@ def _render_profile(d: dict[str, Any], show_ops: bool) -> None:
     for name, r in d["hardware"].items():
         if r.get("note"):
             con.print(f"note: {r['note']}")
+        if r.get("warning"):
+            con.print(f"[bold yellow]WARNING[/] {r['warning']}")
         if r.get("plot"):
             con.print(f"roofline plot ({name}): {r['plot']}")
     first = next((n for n, r in d["hardware"].items() if "skipped" not in r), None)
@@ -83,9 +87,11 @@ def _render_profile(d: dict[str, Any], show_ops: bool) -> None:
         for name, r in d["hardware"].items():
             if "deadline" in r:
                 dl = r["deadline"]
+                band = (f", range {dl['latency_range_ms'][0]:.2f}-{dl['latency_range_ms'][1]:.2f} ms, "
+                        f"trust: {dl['trust_label']}" if dl.get("latency_range_ms") else "")
                 con.print(f"real-time {name}: {dl['verdict'].upper()} {dl['deadline_ms']:g} ms ({dl['basis']}: "
-                          f"{dl['latency_ms']:.2f} ms); largest batch at seq {d['seq_len']}: {dl['max_batch']}, largest "
-                          f"seq len at batch {d['batch']}: {dl['max_seq_len']}"
+                          f"{dl['latency_ms']:.2f} ms{band}); largest batch at seq {d['seq_len']}: {dl['max_batch']}, "
+                          f"largest seq len at batch {d['batch']}: {dl['max_seq_len']}"
                           f"{' (the model limit)' if dl.get('seq_is_model_limit') else ''} ({dl['max_label']})")
 
 
@@ -199,3 +205,77 @@ def hw_calibrate(
         f"wrote {d['path']}: fp32 {d['peak_gops']['fp32']['value']:g} GFLOP/s, int8 "
         f"{d['peak_gops']['int8']['value']:g} GOP/s, {d['memory_bandwidth_gbs']['value']:g} GB/s (measured); "
         f"efficiency {'fitted' if d['efficiency']['fitted'] else 'assumed'}"))
+
+def _check_markdown(d: dict[str, Any]) -> str:
+    """The check as Markdown tables (per row, per device, overall): what docs/results.md carries."""
+    out = ["| row | device | model (head) | runtime | precision | batch x seq | published ms | floor ms | before ms "
+           "(err) | held-out ms (err) | fitted ms | source |", "|---|---|---|---|---|---|---:|---:|---:|---:|---:|---|"]
+    for r in d["rows"]:
+        out.append(f"| {r['id']}{'' if r['fit'] else ' (not fitted)'} | {r['device_label']} | {r['model']} "
+                   f"({r['head']}) | {r['runtime']} | {r['precision']} | {r['batch']} x {r['seq_len']} | "
+                   f"{r['published_ms']:g} | {r['floor_ms']:.2f} | {r['before_ms']:.2f} ({r['before_error']:+.0%}) | "
+                   f"{r['heldout_ms']:.2f} ({r['heldout_error']:+.0%}) | {r['fitted_ms']:.2f} | [{r['url'].split('/')[2]}]"
+                   f"({r['url']}) |")
+    out += ["", "| device | kind | rows | models | before: median / worst | held out: median / worst | fitted scale |",
+            "|---|---|---:|---:|---:|---:|---:|"]
+    for name, v in d["devices"].items():
+        b, h = v["before"], v["heldout"]
+        out.append(f"| {name} | {v['kind']} | {v['rows']} | {v['models']} | {b['median_abs_error']:.0%} / "
+                   f"{b['worst_abs_error']:.0%} | {h['median_abs_error']:.0%} / {h['worst_abs_error']:.0%} | "
+                   f"{v['scale']:.3f} |")
+    o = d["overall"]
+    out.append(f"| **all** | | {o['before']['n']} | | {o['before']['median_abs_error']:.1%} / "
+               f"{o['before']['worst_abs_error']:.0%} | {o['heldout']['median_abs_error']:.1%} / "
+               f"{o['heldout']['worst_abs_error']:.0%} | |")
+    return "\n".join(out)
+
+
+@hw.command("check")
+def hw_check(rows: bool = typer.Option(True, "--rows/--no-rows", help="Also print every published row."),
+             markdown: bool = typer.Option(False, "--markdown", help="Print the tables as Markdown (for docs)."),
+             as_json: bool = JsonOpt) -> None:
+    """Predict every published on-device measurement (hardware/published.yaml): before calibration, held out
+    (leave one model out) and fitted; per row and per device."""
+    from ..hardware.check import published_check
+
+    d = published_check().to_dict()
+    if markdown and not as_json:
+        typer.echo(_check_markdown(d))
+        return
+
+    def pct(e: float) -> str:
+        return f"{e:+.0%}"
+
+    def render(d: dict[str, Any]) -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        con = Console(width=None if Console().is_terminal else 190)
+        if rows:
+            t = Table(title=f"PREDICTED vs PUBLISHED per row ({d['data_file']})")
+            for c in ("row", "device", "model", "runtime", "prec", "seq", "published ms", "floor ms",
+                      "before ms (err)", "held-out ms (err)", "fitted ms"):
+                t.add_column(c)
+            for r in d["rows"]:
+                t.add_row(r["id"] + ("" if r["fit"] else " (not fitted)"), r["device"], r["model"],
+                          " ".join(r["runtime"].split()[:2]), r["precision"], str(r["seq_len"]), f"{r['published_ms']:g}",
+                          f"{r['floor_ms']:.2f}", f"{r['before_ms']:.2f} ({pct(r['before_error'])})",
+                          f"{r['heldout_ms']:.2f} ({pct(r['heldout_error'])})", f"{r['fitted_ms']:.2f}")
+            con.print(t)
+        t = Table(title="per device: |predicted / published - 1|, median and worst")
+        for c in ("device", "kind", "rows", "models", "before median", "before worst", "held-out median",
+                  "held-out worst", "fitted scale"):
+            t.add_column(c)
+        for name, v in d["devices"].items():
+            b, h = v["before"], v["heldout"]
+            t.add_row(name, v["kind"], str(v["rows"]), str(v["models"]), f"{b['median_abs_error']:.0%}",
+                      f"{b['worst_abs_error']:.0%}", f"{h['median_abs_error']:.0%}", f"{h['worst_abs_error']:.0%}",
+                      f"{v['scale']:.3f}")
+        con.print(t)
+        o = d["overall"]
+        con.print(f"all {o['before']['n']} rows over {o['devices']} devices: median error before calibration "
+                  f"{o['before']['median_abs_error']:.1%}, held out {o['heldout']['median_abs_error']:.1%} "
+                  f"(worst {o['before']['worst_abs_error']:.0%} / {o['heldout']['worst_abs_error']:.0%})")
+        con.print(d["how"])
+
+    emit(d, as_json, render)

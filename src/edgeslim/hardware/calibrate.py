@@ -69,6 +69,46 @@ def copy_bandwidth_gbs(mbytes: int = 256, iters: int = 6) -> dict[str, float]:
             "mbytes": mbytes}
 
 
+# per-core ops per cycle of one vector unit, by the best ISA flag (2 ops per MAC); a floor, not a datasheet figure
+_OPS_PER_CYCLE = {"int8": (("amx_int8", 1024), ("avx512_vnni", 128), ("avx_vnni", 64), ("avx2", 64)),
+                  "fp32": (("avx512f", 32), ("avx2", 32), ("fma", 32))}
+
+
+def _cpu_ghz() -> float:
+    try:
+        with open("/proc/cpuinfo") as f:
+            mhz = [float(line.split(":", 1)[1]) for line in f if line.startswith("cpu MHz")]
+        return max(mhz) / 1000 if mhz else 2.0
+    except (OSError, ValueError):
+        return 2.0
+
+
+def host_peaks(precision: str, threads: int = 2) -> dict[str, Any]:
+    """This host's peak compute at `precision` (fp32 or int8; fp16 as fp32) and bandwidth, for comparing devices
+    with it: the larger of the calibrated (or quickly probed: 512^3 GEMM, 64 MB copy) GEMM rate and an estimate
+    from the CPU's vector flags x clock x threads; bandwidth as calibrated or probed."""
+    import os
+
+    from ..errors import HardwareError
+    from .schema import load_profile
+
+    prec = "int8" if precision == "int8" else "fp32"
+    try:
+        prof = load_profile("host")
+        gemm, bw, how = prof.peak(prec), prof.memory_bandwidth_gbs.value, "calibrated host profile"
+    except HardwareError:
+        gemm = gemm_gops(512, int8=prec == "int8", threads=threads, iters=5)["gops_best"]
+        bw = copy_bandwidth_gbs(64, iters=3)["gbs_best"]
+        how = f"quick probe (ONNX Runtime {prec} GEMM 512^3, 64 MB copy, {threads} threads)"
+    flags = set(host_facts().get("cpu_flags") or [])
+    per_cycle = next((ops for flag, ops in _OPS_PER_CYCLE[prec] if flag in flags), 8 if prec == "fp32" else 16)
+    cores = min(threads, os.cpu_count() or 1)
+    flag_est = cores * _cpu_ghz() * per_cycle
+    return {"peak_gops": max(gemm, flag_est), "bandwidth_gbs": bw, "gemm_gops": gemm, "flag_estimate_gops": flag_est,
+            "label": "measured / estimate",
+            "how": f"max of {how} and {cores} threads x {_cpu_ghz():.2f} GHz x {per_cycle} {prec} ops/cycle (CPU flags)"}
+
+
 def host_profile_dict(fp32: dict[str, float], int8: dict[str, float], bw: dict[str, float], threads: int,
                       efficiency: Efficiency | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The `host` profile as YAML-ready data from calibration measurements."""

@@ -28,7 +28,7 @@ from .schema import check_precision
 
 BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
 # Vector operations per element of the elementwise ops (an estimate of the arithmetic, for their compute time).
-ELEMENTWISE_OPS = {"softmax": 5.0, "gelu": 8.0, "add_ln": 9.0, "embed": 11.0, "tanh": 4.0}
+ELEMENTWISE_OPS = {"softmax": 5.0, "gelu": 8.0, "relu": 1.0, "add_ln": 9.0, "embed": 11.0, "tanh": 4.0}
 
 
 @dataclass(frozen=True)
@@ -139,12 +139,33 @@ def encoder_layer_ops(layer: str, batch: int, seq: int, hidden: int, heads: int,
     return ops
 
 
+def lm_head_ops(batch: int, seq: int, hidden: int, vocab: int, wb: int, ab: int, act: str = "gelu") -> list[OpCost]:
+    """Masked-LM head over every token: transform (dense h -> h, activation, LayerNorm), then decoder h -> vocab."""
+    t = batch * seq
+    side_wb = 4 if wb == 1 else wb
+    return [_linear("head", "mlm.transform", t, hidden, hidden, wb, ab),
+            _elementwise("head", "mlm.act", t * hidden, 1, ab, ELEMENTWISE_OPS[act]),
+            _elementwise("head", "mlm.ln", t * hidden, 1, ab, ELEMENTWISE_OPS["add_ln"], params=2 * hidden,
+                         wb=side_wb),
+            _linear("head", "mlm.decoder", t, hidden, vocab, wb, ab)]
+
+
+def _model_cost(ops: list[OpCost], batch: int, seq: int, precision: str) -> ModelCost:
+    wb = BYTES[precision]
+    side_wb = 4 if precision == "int8" else wb   # embeddings, LayerNorm and biases stay float under int8
+    params = sum(o.params for o in ops)
+    linear_params = sum(o.params for o in ops if o.kind == "linear")
+    model_bytes = linear_params * wb + (params - linear_params) * side_wb
+    return ModelCost(tuple(ops), batch, seq, precision, params, model_bytes)
+
+
 def model_cost(cfg: Any, *, batch: int = 1, seq_len: int = 128, precision: str = "fp32",
-               num_labels: int | None = None, pooler: bool | None = None) -> ModelCost:
+               num_labels: int | None = None, pooler: bool | None = None, lm_head: bool = False) -> ModelCost:
     """Per-op cost of a model (NormalizedConfig or config dict) at batch x seq_len and `precision`.
 
     The head is a sequence classifier (BERT: pooler + classifier; ViT: final LayerNorm + classifier)
-    with `num_labels` outputs (default: the config's, else 2); num_labels=0 costs the bare backbone.
+    with `num_labels` outputs (default: the config's, else 2); num_labels=0 costs the bare backbone;
+    lm_head=True costs a masked-LM head over every token instead of the classifier (text models).
     """
     from ..models.config import NormalizedConfig, normalize_config
 
@@ -160,7 +181,7 @@ def model_cost(cfg: Any, *, batch: int = 1, seq_len: int = 128, precision: str =
     if cfg.heads <= 0 or h % cfg.heads:
         raise ModelError(f"hidden size {h} is not divisible by {cfg.heads} heads")
     d = cfg.head_dim
-    labels = num_labels if num_labels is not None else int(cfg.extra.get("num_labels", 2))
+    labels = 0 if lm_head else num_labels if num_labels is not None else int(cfg.extra.get("num_labels", 2))
     ops: list[OpCost] = []
     if cfg.is_vision:
         if cfg.image_size <= 0 or cfg.patch_size <= 0:
@@ -197,7 +218,91 @@ def model_cost(cfg: Any, *, batch: int = 1, seq_len: int = 128, precision: str =
         ops.append(_linear("head", "head.classifier", batch, h, labels, wb, ab))
     elif pooler and not cfg.is_vision:
         ops.append(_linear("head", "head.pooler", batch, h, h, wb, ab))
-    params = sum(o.params for o in ops)
-    linear_params = sum(o.params for o in ops if o.kind == "linear")
-    model_bytes = linear_params * wb + (params - linear_params) * side_wb
-    return ModelCost(tuple(ops), batch, seq, precision, params, model_bytes)
+    if lm_head:
+        if cfg.is_vision:
+            raise ModelError("a masked-LM head needs a text model")
+        ops += lm_head_ops(batch, seq, h, cfg.vocab, wb, ab)
+    return _model_cost(ops, batch, seq, precision)
+
+
+@dataclass(frozen=True)
+class BottleneckShape:
+    """MobileBERT's shape (Sun et al. 2020, Table 1): a wide inter-block width around a narrow bottleneck.
+
+    Each of `layers` blocks maps the `hidden` (inter-block) width down to `bottleneck`, runs attention with
+    `heads` heads at the bottleneck width and `ffn_stacks` stacked FFNs (bottleneck -> ffn -> bottleneck), then
+    maps back up. `qkv_from_bottleneck`: Q, K and V all read the bottleneck (MobileBERT-tiny); otherwise Q and K
+    read a shared bottleneck and V reads the wide input (MobileBERT). `norm`/`act`: "nonorm"/"relu" are the
+    paper's operational optimisations, "layernorm"/"gelu" the model without them.
+    """
+
+    layers: int = 24
+    hidden: int = 512
+    bottleneck: int = 128
+    heads: int = 4
+    ffn: int = 512
+    ffn_stacks: int = 4
+    embedding: int = 128
+    vocab: int = 30522
+    max_positions: int = 512
+    type_vocab: int = 2
+    qkv_from_bottleneck: bool = False
+    norm: str = "nonorm"
+    act: str = "relu"
+
+    def __post_init__(self) -> None:
+        if self.norm not in ("nonorm", "layernorm") or self.act not in ("relu", "gelu"):
+            raise ModelError(f"bottleneck shape: norm must be nonorm|layernorm and act relu|gelu, got "
+                             f"{self.norm!r}, {self.act!r}")
+        if self.bottleneck % self.heads or min(self.layers, self.ffn_stacks) < 1:
+            raise ModelError("bottleneck shape: bottleneck must divide by heads; layers and ffn_stacks >= 1")
+
+
+def bottleneck_model_cost(shape: BottleneckShape, *, batch: int = 1, seq_len: int = 128, precision: str = "fp32",
+                          num_labels: int = 2, lm_head: bool = False) -> ModelCost:
+    """Per-op cost of a MobileBERT-shaped model (bottleneck blocks, stacked FFNs, trigram embedding)."""
+    check_precision(precision)
+    if batch < 1 or not 1 <= seq_len <= shape.max_positions:
+        raise ModelError(f"batch must be >= 1 and seq_len in [1, {shape.max_positions}], got {batch}, {seq_len}")
+    wb = ab = BYTES[precision]
+    side_wb = 4 if precision == "int8" else wb
+    t, h, b, e = batch * seq_len, shape.hidden, shape.bottleneck, shape.embedding
+    norm_ops = ELEMENTWISE_OPS["add_ln"] if shape.norm == "layernorm" else 3.0   # NoNorm: add, scale, shift
+    act_ops = ELEMENTWISE_OPS[shape.act]
+
+    def norm(layer: str, op: str, width: int) -> OpCost:
+        return _elementwise(layer, op, t * width, 2, ab, norm_ops, params=2 * width, wb=side_wb)
+
+    table = (shape.vocab * e + shape.max_positions * h + shape.type_vocab * h)
+    ops: list[OpCost] = [
+        OpCost("embeddings", "embed.gather", "gather", table, 0, 0, (t * e + 2 * t * h) * side_wb, t * e * ab),
+        _linear("embeddings", "embed.trigram", t, 3 * e, h, wb, ab),     # [T, 3e] x [3e, h]: the 3-token window
+        _elementwise("embeddings", "embed.add_norm", t * h, 3, ab, norm_ops, params=2 * h, wb=side_wb),
+    ]
+    d = b // shape.heads
+    scores = batch * shape.heads * seq_len * seq_len
+    for i in range(shape.layers):
+        L = f"layer.{i}"
+        ops += [_linear(L, "bottleneck.in", t, h, b, wb, ab), norm(L, "bottleneck.in_norm", b)]
+        if shape.qkv_from_bottleneck:
+            ops += [_linear(L, "attn.qkv", t, b, 3 * b, wb, ab)]
+        else:
+            ops += [_linear(L, "bottleneck.attn", t, h, b, wb, ab), norm(L, "bottleneck.attn_norm", b),
+                    _linear(L, "attn.qk", t, b, 2 * b, wb, ab), _linear(L, "attn.v", t, h, b, wb, ab)]
+        ops += [
+            OpCost(L, "attn.scores", "attention", 0, scores * d, 0, 0, (2 * t * b + scores) * ab),
+            _elementwise(L, "attn.softmax", scores, 1, ab, ELEMENTWISE_OPS["softmax"]),
+            OpCost(L, "attn.context", "attention", 0, scores * d, 0, 0, (scores + 2 * t * b) * ab),
+            _linear(L, "attn.out", t, b, b, wb, ab), norm(L, "attn.add_norm", b),
+        ]
+        for k in range(shape.ffn_stacks):
+            ops += [_linear(L, f"ffn{k}.up", t, b, shape.ffn, wb, ab),
+                    _elementwise(L, f"ffn{k}.act", t * shape.ffn, 1, ab, act_ops),
+                    _linear(L, f"ffn{k}.down", t, shape.ffn, b, wb, ab), norm(L, f"ffn{k}.add_norm", b)]
+        ops += [_linear(L, "bottleneck.out", t, b, h, wb, ab), norm(L, "bottleneck.out_norm", h)]
+    if lm_head:
+        ops += lm_head_ops(batch, seq_len, h, shape.vocab, wb, ab, act=shape.act)
+    elif num_labels:
+        ops += [_linear("head", "head.pooler", batch, h, h, wb, ab),
+                _linear("head", "head.classifier", batch, h, num_labels, wb, ab)]
+    return _model_cost(ops, batch, seq_len, precision)

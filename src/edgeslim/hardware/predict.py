@@ -194,6 +194,12 @@ def predict_cost(cost: ModelCost, profile: HardwareProfile, efficiency: Efficien
     )
 
 
+def roofline_floor_ms(cost: ModelCost, peak_gops: float, bandwidth_gbs: float) -> float:
+    """The fastest any device with these peaks can run `cost`: all its arithmetic at peak compute, or every weight
+    read once at peak bandwidth, whichever is longer (activations may stay on chip). No prediction may be below it."""
+    return max(cost.flops / (peak_gops * 1e9), sum(op.weight_bytes for op in cost.ops) / (bandwidth_gbs * 1e9)) * 1e3
+
+
 def predict_latency(model_or_config: Any, profile: str | HardwareProfile, batch: int = 1, seq_len: int = 128,
                     precision: str = "fp32") -> Prediction:
     """Predicted latency (ms), energy (mJ), roofline bound and per-op rows of a model on a device."""

@@ -110,10 +110,12 @@ class Plan:
     minutes: dict[str, float]
     recipe: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    trust: dict[str, Any] = field(default_factory=dict)   # the target's trust at the chosen precision (hardware/check)
 
     def to_dict(self) -> dict[str, Any]:
         return {"teacher": self.teacher, "runtime": self.runtime, "needs_finetune": self.needs_finetune,
-                "student_vocab": self.vocab, "chosen": self.chosen.to_dict(),
+                "student_vocab": self.vocab, "chosen": self.chosen.to_dict(), "trust": self.trust,
+                "trust_label": self.trust.get("label", "unchecked"),
                 "candidates": [c.to_dict() for c in self.candidates], "minutes": self.minutes, "notes": self.notes,
                 "rule": "of the shapes whose predicted latency and estimated size fit, the one with the most "
                         "encoder parameters (deeper on a tie)"}
@@ -279,7 +281,15 @@ def plan(goal: Goal, settings: Any = None) -> Plan:
         notes.append(f"{goal.model} is already fine-tuned on {task.name}: it is the teacher as given")
     if runtime != profile.runtime:
         notes.append(f"runtime {runtime} instead of the profile's {profile.runtime} (--runtime)")
+    from ..hardware.check import trust_for
+
+    trust = trust_for(profile, chosen.precision)
+    _, hi = trust.range_ms(chosen.predicted_ms)
+    if hi > goal.deadline_ms:
+        notes.append(f"the chosen shape meets the {goal.deadline_ms:g} ms deadline at its predicted "
+                     f"{chosen.predicted_ms:.2f} ms, but {goal.target} at {chosen.precision} is {trust.label}: it "
+                     f"could take up to {hi:.2f} ms (validate's verdict will say uncertain unless measured)")
     recipe = build_recipe(goal, chosen, minutes, needs_finetune, runtime)
     return Plan(goal, {"path": str(src), "layers": teacher.layers, "hidden": teacher.hidden, "heads": teacher.heads,
                        "ffn": teacher.ffn, "vocab": teacher.vocab}, runtime, needs_finetune, vocab, cands, chosen,
-                minutes, recipe, notes)
+                minutes, recipe, notes, trust.to_dict())

@@ -48,7 +48,9 @@ def check_outcome(goal: Goal, validate: dict[str, Any] | None, error: str | None
     dl = validate.get("deadline") or {}
     if dl:
         checks.append({"constraint": "deadline_ms", "limit": goal.deadline_ms, "value": dl["latency_ms"], "unit": "ms",
-                       "label": dl.get("label", "predicted"), "basis": dl["basis"]})
+                       "label": dl.get("label", "predicted"), "basis": dl["basis"], "verdict": dl.get("verdict"),
+                       **({"trust_label": dl["trust_label"], "latency_range_ms": dl.get("latency_range_ms")}
+                          if dl.get("trust_label") else {})})
     if goal.max_size_mb is not None:
         checks.append({"constraint": "max_size_mb", "limit": goal.max_size_mb,
                        "value": round(validate["final"]["size_bytes"] / 1e6, 4), "unit": "MB", "label": "measured",

@@ -1,7 +1,9 @@
 """The `profile` analysis step: analytic cost, roofline verdict, predicted latency/energy per device,
 measured latency on this host, and a real-time verdict against a deadline.
 
-Every figure in the result is labelled "measured" (timed on this host) or "predicted" (roofline model).
+Every figure in the result is labelled "measured" (timed on this host) or "predicted" (roofline model); every
+prediction carries its trust label (hardware/check.py: its error vs published measurements, or "unchecked"), and a
+predicted verdict whose band straddles the deadline reads "uncertain".
 """
 from __future__ import annotations
 
@@ -56,6 +58,8 @@ def profile_artifact(art: ModelArtifact, cfg: ProfileConfig, *, threads: int = 2
                      progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The full profile report of `art` as plain data (JSON-ready)."""
     from ..hardware import list_profiles, load_profile, model_cost, predict_cost, resolve_config
+    from ..hardware.check import trust_fields, trust_for
+    from ..hardware.predict import roofline_floor_ms
 
     say = progress or (lambda s: None)
     shape = resolve_config(art)
@@ -77,6 +81,7 @@ def profile_artifact(art: ModelArtifact, cfg: ProfileConfig, *, threads: int = 2
         say("timing on this host ...")
         report["measured"] = measure_artifact(art, batch=cfg.batch, seq_len=seq, vocab=max(shape.vocab, 2),
                                               threads=threads)
+    host_ref: dict[str, Any] = {}     # this host's peaks, probed once if a device prediction beats its timing
     for name in names:
         try:
             prof = load_profile(name)
@@ -88,11 +93,19 @@ def profile_artifact(art: ModelArtifact, cfg: ProfileConfig, *, threads: int = 2
         prec, note = device_precision(prof, wanted, cfg.precision == "auto")
         c = cost if prec == wanted else model_cost(shape, batch=cfg.batch, seq_len=seq, precision=prec)
         pred = predict_cost(c, prof)
+        trust = trust_for(prof, prec)
         row = pred.to_dict(ops=False)
-        row.update(ridge_point=round(prof.ridge_point(prec), 3), note=note, ops=[r.to_dict() for r in pred.rows])
+        row.update(ridge_point=round(prof.ridge_point(prec), 3), note=note, ops=[r.to_dict() for r in pred.rows],
+                   floor_ms=roofline_floor_ms(c, prof.peak(prec), prof.memory_bandwidth_gbs.value),
+                   **trust_fields(pred.latency_ms, trust))
+        warning = _host_warning(pred, prof, report, threads, host_ref)
+        if warning:
+            row["warning"] = warning
         if cfg.deadline_ms is not None:
             row["deadline"] = _deadline_verdict(shape, prof, pred, cfg, prec, report["measured"] if name == "host"
-                                                else None)
+                                                else None, trust)
+            if warning and row["deadline"]["verdict"] == "meets":   # a suspect prediction cannot promise the deadline
+                row["deadline"].update(verdict="uncertain", verdict_note="downgraded from meets: " + warning)
         if plot_dir is not None:
             from ..hardware.plot import roofline_plot
 
@@ -108,20 +121,43 @@ def shape_seq(shape: Any, seq_len: int) -> int:
     return seq_len
 
 
+def _host_warning(pred: Any, prof: Any, report: dict[str, Any], threads: int, host_ref: dict[str, Any]) -> str | None:
+    """A warning when `pred` beats this host's measured time on a device no faster where the model is bound."""
+    from ..hardware.check import host_bound_warning
+
+    m = report.get("measured") or {}
+    if prof.name == "host" or not m.get("runtimes"):
+        return None
+    host_ms = min(st["p50_ms"] for st in m["runtimes"].values())
+    if pred.latency_ms >= host_ms:
+        return None
+    if pred.precision not in host_ref:
+        from ..hardware.calibrate import host_peaks
+
+        host_ref[pred.precision] = host_peaks(pred.precision, threads)
+        report.setdefault("host_peaks", {})[pred.precision] = host_ref[pred.precision]
+    ref = host_ref[pred.precision]
+    achieved = pred.flops / (host_ms / 1e3) / 1e9    # the host ran this model at least this fast: a floor on its peak
+    return host_bound_warning(pred, prof, host_ms, max(ref["peak_gops"], achieved), ref["bandwidth_gbs"])
+
+
 def _deadline_verdict(shape: Any, prof: Any, pred: Any, cfg: ProfileConfig, prec: str,
-                      measured: dict[str, Any] | None) -> dict[str, Any]:
+                      measured: dict[str, Any] | None, trust: Any) -> dict[str, Any]:
+    from ..hardware.check import deadline_verdict
     from ..hardware.predict import largest_under_deadline
 
     deadline = float(cfg.deadline_ms)  # type: ignore[arg-type]
+    out: dict[str, Any] = {}
     if measured and measured.get("runtimes"):
         # the fastest runtime's p99 decides: that is what a user would ship
         rt, st = min(measured["runtimes"].items(), key=lambda kv: kv[1]["p99_ms"])
-        basis, latency = f"measured p99 ({rt}, this host)", st["p99_ms"]
+        basis, latency, verdict = f"measured p99 ({rt}, this host)", st["p99_ms"], deadline_verdict(st["p99_ms"], deadline)
     else:
-        basis, latency = "predicted latency", pred.latency_ms
+        basis, latency, verdict = "predicted latency", pred.latency_ms, deadline_verdict(pred.latency_ms, deadline, trust)
+        lo, hi = trust.range_ms(pred.latency_ms)
+        out = {"trust_label": trust.label, "latency_range_ms": [round(lo, 4), round(hi, 4)]}
     big = largest_under_deadline(shape, prof, deadline, batch=cfg.batch, seq_len=cfg.seq_len, precision=prec)
-    return {"deadline_ms": deadline, "latency_ms": latency, "basis": basis,
-            "verdict": "meets" if latency <= deadline else "misses",
+    return {"deadline_ms": deadline, "latency_ms": latency, "basis": basis, "verdict": verdict, **out,
             "max_batch": big["max_batch"], "max_seq_len": big["max_seq_len"],
             "seq_is_model_limit": bool(shape.max_positions) and big["max_seq_len"] == shape.max_positions,
             "max_label": "predicted (roofline model)"}

@@ -314,7 +314,14 @@ def target_scale(model: Any, imp: Any, cfg: PruneConfig, threads: int) -> tuple[
         raise StepError(f"prune: target {what} is not reachable with heads<={cfg.heads}, ffn<={cfg.ffn}, "
                         f"drop_layers={cfg.drop_layers} (at the largest ratios: {probes[-1]['value']}); "
                         "raise the ratios, add drop_layers, or loosen the target")
-    return s, {"target": what, "scale": s, "probes": probes}
+    out: dict[str, Any] = {"target": what, "scale": s, "probes": probes}
+    if cfg.target_latency_ms is not None and cfg.latency_source != "onnxruntime":
+        from ..hardware.check import trust_for
+
+        # the search met a predicted latency (fp32, the profile's precision here): say how far it is checked
+        out["trust"] = trust_for(cfg.latency_source, "fp32").to_dict()
+        out["trust_label"] = out["trust"]["label"]
+    return s, out
 
 
 # ---------------------------------------------------------------- the step

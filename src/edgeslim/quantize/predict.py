@@ -71,10 +71,13 @@ def predict_int8_speedup(config_source: Any, target: str = "host", *, scheme_kin
         speed = p32.latency_ms / mixed
         ratio = prof.peak("int8") / prof.peak(base)
         fit = "calibrated" if prof.efficiency.fitted else "efficiency factors assumed, not fitted"
+        from ..hardware.check import trust_for
+
+        trust = trust_for(prof, "int8")
         basis = (f"hardware profile {prof.name!r} roofline ({fit}); INT8 time for {', '.join(kinds) or 'no'} ops, "
-                 f"{base.upper()} for the rest; baseline {base.upper()}")
+                 f"{base.upper()} for the rest; baseline {base.upper()}; INT8 trust: {trust.label}")
         detail = {"baseline": base, "baseline_ms": round(p32.latency_ms, 3), "int8_ms": round(mixed, 3),
-                  "profile": prof.name}
+                  "profile": prof.name, "trust_label": trust.label}
     elif prof is not None:
         speed, ratio = 1.0, 0.0
         basis = f"hardware profile {prof.name!r} lists no INT8 throughput: INT8 is not accelerated there"

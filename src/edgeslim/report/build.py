@@ -244,6 +244,11 @@ def scores_in(metrics: dict[str, Any], step: str, task: str | None) -> list[Scor
     return out
 
 
+def _trust_note(row: dict[str, Any], key: str = "trust_label") -> str:
+    """"; trust: ±41% vs 6 published rows" for a prediction that records its trust (runs before issue #20 do not)."""
+    return f"; trust: {row[key]}" if row.get(key) else ""
+
+
 def _profile_facts(p: dict[str, Any], step: str, model: Model) -> None:
     m = p.get("measured") or {}
     for rt, st in (m.get("runtimes") or {}).items():
@@ -255,7 +260,8 @@ def _profile_facts(p: dict[str, Any], step: str, model: Model) -> None:
         if isinstance(row, dict) and _number(row.get("latency_ms")):
             model.predicted.append(Latency(float(row["latency_ms"]), "predicted", name,
                                            f"batch {row.get('batch', p.get('batch'))}, seq "
-                                           f"{row.get('seq_len', p.get('seq_len'))}, {row.get('precision')}", step))
+                                           f"{row.get('seq_len', p.get('seq_len'))}, {row.get('precision')}"
+                                           f"{_trust_note(row)}", step))
             if _number(row.get("energy_mj")):
                 model.energy_mj.setdefault(name, float(row["energy_mj"]))
     params = (p.get("cost") or {}).get("params")
@@ -288,14 +294,15 @@ def _validate_facts(v: dict[str, Any], step: str, models: dict[str, Model], fall
     for prof, row in (v.get("predicted") or {}).items():
         if not isinstance(row, dict):
             continue
-        cond_p = f"batch 1, seq {lat.get('seq_len', '?')}, {row.get('precision')}"
+        cond_p = f"batch 1, seq {lat.get('seq_len', '?')}, {row.get('precision')}{_trust_note(row)}"
         if _number(row.get("latency_ms")):
             models[final_h].predicted.insert(0, Latency(float(row["latency_ms"]), "predicted", prof, cond_p, step))
         if _number(row.get("energy_mj")):
             models[final_h].energy_mj[prof] = float(row["energy_mj"])
         if teacher_h and _number(row.get("teacher_latency_ms")):
             models[teacher_h].predicted.insert(0, Latency(float(row["teacher_latency_ms"]), "predicted", prof,
-                                                          f"batch 1, seq {lat.get('seq_len', '?')}", step))
+                                                          f"batch 1, seq {lat.get('seq_len', '?')}"
+                                                          f"{_trust_note(row, 'teacher_trust_label')}", step))
 
 
 def _resolve(run_dir: Path, folder: str, recorded: Any) -> Path | None:
@@ -465,7 +472,8 @@ def _predict_missing(run: Run) -> None:
             continue
         if model.predicted_on(run.target) is None:
             model.predicted.append(Latency(float(row["latency_ms"]), "predicted", run.target,
-                                           f"batch 1, seq {run.seq_len}, {row.get('precision')}", "report"))
+                                           f"batch 1, seq {run.seq_len}, {row.get('precision')}{_trust_note(row)}",
+                                           "report"))
             if _number(row.get("energy_mj")):
                 model.energy_mj.setdefault(run.target, float(row["energy_mj"]))
         if model.params is None and _number(row.get("params")):
@@ -511,7 +519,8 @@ def headline(run: Run) -> dict[str, Any] | None:
         {"key": "latency_onnxruntime", "quantity": f"host latency p50 vs teacher in ONNX Runtime ({cond})",
          "basis": "measured", "teacher": fmt_ms(p50("teacher-onnxruntime")), "final": fmt_ms(p50("final")),
          "change": fmt_ratio(speed.get("vs_teacher_onnxruntime"), "faster")},
-        {"key": "device_latency", "quantity": f"device latency on {target or '—'} ({pred.get('precision', '?')})",
+        {"key": "device_latency", "quantity": f"device latency on {target or '—'} ({pred.get('precision', '?')}; "
+         f"trust: {pred.get('trust_label', 'unchecked')})",
          "basis": "predicted", "teacher": fmt_ms(pred.get("teacher_latency_ms")), "final": fmt_ms(pred.get("latency_ms")),
          "change": "—"},
         {"key": "device_energy", "quantity": f"energy per inference on {target or '—'}", "basis": "predicted",
@@ -527,12 +536,16 @@ def headline(run: Run) -> dict[str, Any] | None:
     d = v.get("deadline") or {}
     verdict = None
     if d:
+        rng = d.get("latency_range_ms")
+        band = (f"; could be {fmt_ms(rng[0])}–{fmt_ms(rng[1])}, trust: {d.get('trust_label')}"
+                if isinstance(rng, list) and len(rng) == 2 else "")
         verdict = {"verdict": str(d.get("verdict", "—")), "ok": d.get("verdict") == "meets",
                    "text": f"{d.get('verdict', '—')} the {fmt_ms(d.get('deadline_ms'))} deadline on "
-                           f"{d.get('target', target)}: {fmt_ms(d.get('latency_ms'))} ({d.get('basis', '?')})"}
+                           f"{d.get('target', target)}: {fmt_ms(d.get('latency_ms'))} ({d.get('basis', '?')}{band})"}
         rows.append({"key": "deadline", "quantity": f"real-time verdict ({fmt_ms(d.get('deadline_ms'))} deadline on "
                      f"{d.get('target', target)})", "basis": d.get("label") or _basis_of(str(d.get("basis", ""))),
-                     "teacher": "—", "final": f"{d.get('verdict', '—')}: {fmt_ms(d.get('latency_ms'))}",
+                     "teacher": "—", "final": f"{d.get('verdict', '—')}: {fmt_ms(d.get('latency_ms'))}"
+                     + (f" ({fmt_ms(rng[0])}–{fmt_ms(rng[1])})" if band else ""),
                      "change": "—"})
     return {"task": v.get("task"), "metric_name": metric, "target": target, "rows": rows, "verdict": verdict,
             "selection_note": v.get("selection_note"),
@@ -541,7 +554,7 @@ def headline(run: Run) -> dict[str, Any] | None:
             "teacher": {"path": t.get("path"), "hash": short(t.get("hash"))},
             "other_devices": [{"profile": name, "precision": row.get("precision"),
                                "latency": fmt_ms(row.get("latency_ms")), "teacher": fmt_ms(row.get("teacher_latency_ms")),
-                               "energy": fmt_mj(row.get("energy_mj"))}
+                               "energy": fmt_mj(row.get("energy_mj")), "trust": row.get("trust_label", "unchecked")}
                               for name, row in (v.get("predicted") or {}).items() if isinstance(row, dict)]}
 
 
@@ -623,7 +636,7 @@ def candidates(run: Run) -> list[dict[str, Any]]:
                 row = predict_on(art, run.target, run.seq_len, precision)
                 if row:
                     pred = Latency(float(row["latency_ms"]), "predicted", run.target,
-                                   f"batch 1, seq {run.seq_len}, {row.get('precision')}", "report")
+                                   f"batch 1, seq {run.seq_len}, {row.get('precision')}{_trust_note(row)}", "report")
             meas = (Latency(float(c["latency_p50_ms"]), "measured", "onnxruntime, this host",
                             f"p50, batch 1, seq {seq}, paired rounds", folder)
                     if _number(c.get("latency_p50_ms")) else None)

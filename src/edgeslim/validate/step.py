@@ -180,6 +180,7 @@ def predictions(final_shape: Any, teacher_shape: Any, final_prec: str, names: li
                 host_profile: Any = None) -> dict[str, dict[str, Any]]:
     """Predicted latency/energy of the final model (its precision, or the device's fallback) and the FP32 teacher."""
     from ..hardware import load_profile, model_cost, predict_cost
+    from ..hardware.check import trust_fields, trust_for
     from ..hardware.predict import device_precision
 
     out: dict[str, dict[str, Any]] = {}
@@ -192,7 +193,8 @@ def predictions(final_shape: Any, teacher_shape: Any, final_prec: str, names: li
         out[name] = {"label": "predicted", "precision": prec, "latency_ms": round(pf.latency_ms, 4),
                      "energy_mj": round(pf.energy_mj, 4), "teacher_precision": tprec,
                      "teacher_latency_ms": round(pt.latency_ms, 4), "teacher_energy_mj": round(pt.energy_mj, 4),
-                     "description": prof.description}
+                     "description": prof.description, **trust_fields(pf.latency_ms, trust_for(prof, prec)),
+                     "teacher_trust_label": trust_for(prof, tprec).label}
         if note:
             out[name]["note"] = note
     return out
@@ -222,6 +224,27 @@ def host_error(final_shape: Any, teacher_shape: Any, final_prec: str, latency: d
         err.update(predicted_ms=final_row["predicted_ms"], measured_ms=final_row["measured_ms"],
                    error_pct=final_row["error_pct"])
     return err, prof
+
+
+def deadline_report(cfg: ValidateConfig, latency: dict[str, Any], predicted: dict[str, dict[str, Any]],
+                    fshape: Any, tshape: Any, fprec: str) -> dict[str, Any]:
+    """The real-time verdict: the measured p99 on the host, or the prediction on the target with its trust band
+    (a band straddling the deadline reads "uncertain")."""
+    from ..hardware.check import Trust, deadline_verdict
+
+    target = cfg.target or "host"
+    deadline = float(cfg.deadline_ms)  # type: ignore[arg-type]
+    if target == "host":
+        lat = latency["models"]["final"]["p99_ms"]
+        return {"target": target, "deadline_ms": deadline, "latency_ms": lat, "basis": "measured p99 on this host",
+                "label": "measured", "verdict": deadline_verdict(lat, deadline)}
+    row = predicted[target] if target in predicted else predictions(fshape, tshape, fprec, [target],
+                                                                    cfg.seq_len)[target]
+    trust = Trust.from_dict(row["trust"])
+    return {"target": target, "deadline_ms": deadline, "latency_ms": row["latency_ms"],
+            "basis": f"predicted on {target}", "label": "predicted",
+            "verdict": deadline_verdict(row["latency_ms"], deadline, trust), "trust_label": trust.label,
+            "latency_range_ms": row["latency_range_ms"]}
 
 
 def _metric(res: dict[str, Any], primary: str) -> float:
@@ -295,16 +318,7 @@ def validate_artifact(final: ModelArtifact, teacher: ModelArtifact, cfg: Validat
         "params_label": "analytic (cost model)", "target": cfg.target,
     }
     if cfg.deadline_ms is not None:
-        target = cfg.target or "host"
-        if target == "host":
-            lat, basis = latency["models"]["final"]["p99_ms"], "measured p99 on this host"
-        else:
-            lat = predicted[target]["latency_ms"] if target in predicted else predictions(
-                fshape, tshape, fprec, [target], cfg.seq_len)[target]["latency_ms"]
-            basis = f"predicted on {target}"
-        report["deadline"] = {"target": target, "deadline_ms": cfg.deadline_ms, "latency_ms": lat, "basis": basis,
-                              "label": "measured" if target == "host" else "predicted",
-                              "verdict": "meets" if lat <= cfg.deadline_ms else "misses"}
+        report["deadline"] = deadline_report(cfg, latency, predicted, fshape, tshape, fprec)
     return report
 
 
