@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-EXTRAS ?= torch,onnx,vision,report,dev,litert,executorch,coreml
+EXTRAS ?= torch,onnx,vision,report,serve,dev,litert,executorch,coreml
 STAMP  := $(VENV)/.edgeslim-installed
 
 .PHONY: install demo test bench clean

@@ -13,6 +13,7 @@ runs/bench/<teacher>/, and reused while their manifest names this teacher as par
             benchmarks/_common.py) unless --optimum-python / $EDGESLIM_OPTIMUM_PYTHON names one
   distill   every variant of bench_distill.py without a student in runs/distill (7 min each; a student made from
             another teacher is kept, not overwritten), then its table
+  serve     bench_serve.py on runs/demo (the demo's final model; about 3.5 min)
 Each build and bench runs under `flock /tmp/edgeslim-heavy.lock` when flock exists, one job at a time, so other
 heavy jobs can run between them: do not wrap this script itself in that flock (it would wait for itself).
 Keeps going after a failure; ends with what ran, what it built and each bench's wall time; exit status 1 if any
@@ -38,7 +39,7 @@ from _common import (OPTIMUM_ENV, OPTIMUM_REQUIREMENTS, OPTIMUM_TORCH, OPTIMUM_V
                      resolve_teacher)
 from bench_distill import RUNS as DISTILL_RUNS  # noqa: E402
 
-BENCHES = ("profile", "prune", "export", "quantize", "distill")
+BENCHES = ("profile", "prune", "export", "quantize", "distill", "serve")
 LOCK = "/tmp/edgeslim-heavy.lock"
 OPTIMUM_STAMP = ".edgeslim-optimum-installed"
 # the commands docs/results.md records for the published numbers
@@ -220,9 +221,19 @@ def plan_distill(s: Setup) -> BenchPlan:
     return plan
 
 
+def plan_serve(s: Setup) -> BenchPlan:
+    """The load test serves the demo's final model (runs/demo, which `make bench` makes first)."""
+    plan = BenchPlan("serve")
+    demo = s.root / "runs" / "demo"
+    if not (demo / "lineage.json").is_file():
+        plan.error = f"{s.r(demo)}: no optimize run there (no lineage.json); run `make demo` first"
+    plan.jobs.append(Job("bench", [s.python, "benchmarks/bench_serve.py", "--model", s.r(demo), "--deadline-ms", "50"]))
+    return plan
+
+
 PLANNERS: dict[str, Callable[[Setup], BenchPlan]] = {"profile": plan_profile, "prune": plan_prune,
                                                      "export": plan_export, "quantize": plan_quantize,
-                                                     "distill": plan_distill}
+                                                     "distill": plan_distill, "serve": plan_serve}
 
 
 def plan_all(s: Setup, only: list[str]) -> list[BenchPlan]:

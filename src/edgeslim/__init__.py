@@ -12,7 +12,7 @@ import types
 # The Python API, loaded from edgeslim.api on first access (module __getattr__ below).
 _API = ("load", "steps", "run_step", "run_recipe",
        "finetune", "evaluate", "profile", "distill", "prune", "quantize", "export", "validate", "optimize",
-       "report")
+       "report", "serve")
 
 
 class _Package(types.ModuleType):

@@ -22,6 +22,9 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "matplotlib": ("matplotlib", "report"),
     "jinja2": ("Jinja2", "report"),
     "PIL": ("Pillow", "vision"),
+    "fastapi": ("FastAPI", "serve"),
+    "uvicorn": ("uvicorn", "serve"),
+    "prometheus_client": ("prometheus-client", "serve"),
 }
 
 

@@ -25,7 +25,7 @@ from .settings import get_settings
 
 __all__ = ["load", "steps", "run_step", "run_recipe",
            "finetune", "evaluate", "profile", "distill", "prune", "quantize", "export", "validate", "optimize",
-           "report"]
+           "report", "serve"]
 
 
 def load(model: str | Path | ModelArtifact) -> ModelArtifact:
@@ -261,3 +261,29 @@ class _Report(_PackageFunction):
 
 
 report = _Report()
+
+
+class _Serve(_PackageFunction):
+    """`serve(model, deadline_ms=, ...)`: the `edgeslim serve` command. Loads the model in its runtime, measures its
+    batch latency curve here, plans batching, and serves HTTP until SIGINT/SIGTERM (POST /predict, GET /health,
+    GET /metrics). With plan_only=True returns {"model", "plan", "curve"} without serving. Keywords are the fields
+    of ServeConfig (host, port, threads, max_batch, max_wait_ms, batching, max_queue, max_body_bytes, max_tokens,
+    typical_tokens, margin_ms, ...). Other attributes come from the package `edgeslim.serve`.
+    """
+
+    __name__ = __qualname__ = package = "serve"
+    __module__ = "edgeslim"
+
+    def __call__(self, model: str | Path, *, deadline_ms: float, plan_only: bool = False,
+                 **options: Any) -> dict[str, Any] | None:
+        from .serve import ServeConfig
+        from .serve.app import build_server, run_server
+
+        server = build_server(ServeConfig(model=str(model), deadline_ms=deadline_ms, **options))
+        if plan_only:
+            return {"model": server.engine.info, "plan": server.plan.to_dict(), "curve": server.curve.to_dict()}
+        run_server(server)
+        return None
+
+
+serve = _Serve()

@@ -18,11 +18,12 @@ OPTIMIZATION_LEVELS = ("disabled", "basic", "extended", "all")
 
 
 def make_session(model: str | Path | bytes, threads: int = 2, *, optimization: str = "all",
-                 optimized_path: str | Path | None = None) -> Any:
+                 optimized_path: str | Path | None = None, spinning: bool = True) -> Any:
     """The one ONNX Runtime session builder: CPU, `threads` intra-op threads, sequential execution.
 
     `model` is a file path or serialized bytes; `optimization` the graph optimisation level; with `optimized_path`
-    ORT also writes the optimised graph there (offline optimisation).
+    ORT also writes the optimised graph there (offline optimisation); `spinning=False` stops idle intra-op threads
+    from busy-waiting (a server needs that CPU between batches).
     """
     ort = require("onnxruntime")
     so = ort.SessionOptions()
@@ -30,6 +31,8 @@ def make_session(model: str | Path | bytes, threads: int = 2, *, optimization: s
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.log_severity_level = 3
+    if not spinning:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.graph_optimization_level = {"disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
                                    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
                                    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
