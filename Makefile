@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 EXTRAS ?= torch,onnx,vision,report,serve,dev,litert,executorch,coreml
 STAMP  := $(VENV)/.edgeslim-installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test fuzz bench clean
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ test: $(STAMP)
 	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || echo "chromium not installed: the report's browser test will skip"
 	$(PY) -m pytest -q
+
+# The fuzz tests of every reader of user input, with 2000 examples per reader instead of the 40 `make test` runs.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/robustness -q -k fuzz
 
 # demo first: its fine-tuned teacher (runs/demo/01-finetune) is what the benchmarks measure on a fresh machine.
 bench: demo

@@ -24,6 +24,12 @@ class RunContext:
     settings: Settings = field(default_factory=get_settings)
     lineage: list = field(default_factory=list)   # the run's records so far (pipeline.run_recipe), source first
 
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where a step keeps its resumable state (`<out_dir>.ckpt`); removed once its artifact is complete."""
+        out = Path(self.out_dir)
+        return out.with_name(out.name + ".ckpt")
+
     def for_step(self, out_dir: Path) -> "RunContext":
         """The same context writing to another folder (a step writes its artifact into out_dir)."""
         return dataclasses.replace(self, out_dir=Path(out_dir))

@@ -29,6 +29,11 @@ class StepError(EdgeslimError):
     """An optimisation step failed for a reason the user can act on."""
 
 
+class ResourceError(StepError):
+    """Not enough disk or memory for a step: raised before work where it can be predicted, else on the write that
+    failed (with nothing partial left behind); names what was needed, what is free, and where."""
+
+
 class ExportMismatchError(StepError):
     """An exported model's outputs differ from the reference beyond the stated tolerance."""
 

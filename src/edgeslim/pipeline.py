@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -27,12 +28,32 @@ def step_key(step: RecipeStep, source: ModelArtifact, task: str | None, seed: in
     return run_key(step.name, step.options, source.content_hash, task, seed, DATA_RULES)
 
 
-def cached_output(folder: Path, key: str) -> ModelArtifact | None:
-    """The artifact a previous run left in `folder` for the same key, if any."""
+def pending_file(folder: Path) -> Path:
+    """Where the pipeline notes the key of a step it has started (`.<NN-step>.pending`, beside its folder)."""
+    return folder.with_name(f".{folder.name}.pending")
+
+
+def cached_output(folder: Path, key: str, source: ModelArtifact | None = None) -> ModelArtifact | None:
+    """The artifact a previous run left in `folder` for the same key, if any.
+
+    A step that finished but was killed before the pipeline stamped its key into the manifest is adopted too
+    (its pending note has the key, and the artifact descends from `source` and was made after the note), so its
+    work is not redone.
+    """
     if not (folder / MANIFEST).is_file():
         return None
     art = ModelArtifact.load(folder)
-    return art if art.extra.get("run_key") == key else None
+    if art.extra.get("run_key") == key:
+        return art
+    pending = pending_file(folder)
+    note = json.loads(pending.read_text()) if pending.is_file() else {}
+    if source is not None and "run_key" not in art.extra and note.get("run_key") == key \
+            and art.parent_hash == source.content_hash and art.created >= note.get("started", float("inf")):
+        art = dataclasses.replace(art, extra={**art.extra, "run_key": key})
+        art.save_manifest()
+        pending.unlink(missing_ok=True)
+        return art
+    return None
 
 
 METRICS_FILE = "metrics.json"
@@ -90,10 +111,11 @@ def run_recipe(recipe: Recipe, out_dir: str | Path, *, quiet: bool = False,
                 new, cached = run_analysis_step(spec, step, art, ctx, key,
                                                 before_run=lambda tag=tag: progress_line(f"{tag}: start", quiet))
             else:
-                new = cached_output(folder, key)
+                new = cached_output(folder, key, art)
                 cached = new is not None
                 if new is None:
                     progress_line(f"{tag}: start", quiet)
+                    write_json(pending_file(folder), {"run_key": key, "step": step.name, "started": time.time()})
                     new = spec.fn(art, step.config, ctx)
                     if not isinstance(new, ModelArtifact):
                         raise StepError(f"step {step.name!r} returned {type(new).__name__}, not a ModelArtifact")
@@ -101,9 +123,12 @@ def run_recipe(recipe: Recipe, out_dir: str | Path, *, quiet: bool = False,
                         raise StepError(f"step {step.name!r} wrote to {new.path}, expected {folder}")
                     new = dataclasses.replace(new, extra={**new.extra, "run_key": key})
                     new.save_manifest()
+                    pending_file(folder).unlink(missing_ok=True)
         except BaseException:
             progress_line(f"{tag}: failed after {duration(time.perf_counter() - t0)}", quiet)
             raise
+        if not spec.analysis:   # the artifact is complete: a kill just before the step removed its checkpoints
+            shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)
         seconds = time.perf_counter() - t0
         progress_line(f"{tag}: cached" if cached else f"{tag}: done in {duration(seconds)}", quiet)
         lineage.append({"step": step.name, "options": step.options, "path": str(new.path), "hash": new.content_hash,

@@ -182,13 +182,7 @@ def check_step_order(steps: tuple[RecipeStep, ...], model: str, where: str) -> N
 
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a YAML recipe file."""
-    import yaml
+    from .inputs import load_user_yaml
 
     path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"recipe file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML: {exc}") from exc
-    return parse_recipe(data, where=str(path))
+    return parse_recipe(load_user_yaml(path, "recipe file", RecipeError), where=str(path))

@@ -29,7 +29,7 @@ T = TypeVar("T")
 def suggest(name: str, choices: typing.Iterable[str]) -> str:
     """' Did you mean x?' for the closest choice, or a list of all choices."""
     choices = sorted(choices)
-    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
+    close = difflib.get_close_matches(str(name), choices, n=3, cutoff=0.5)   # str: a YAML key may be a number
     if close:
         return f" Did you mean {', '.join(repr(c) for c in close)}?"
     return f" Choose one of: {', '.join(choices)}." if choices else ""
@@ -110,6 +110,7 @@ class StepSpec:
     produces: str | None = None
     analysis: bool = False
     backends: tuple[str, ...] = ()
+    disk_factor: float = 2.0   # outputs + checkpoints + scratch, as a multiple of the input model's size
 
     def make_config(self, options: dict[str, Any] | None, where: str | None = None) -> Any:
         """Build the config dataclass from plain options; unknown keys, bad types and ranges fail with a hint."""
@@ -126,6 +127,11 @@ class StepSpec:
         """Python modules this step needs for `cfg`."""
         extra = getattr(cfg, "backends", None)
         return tuple(dict.fromkeys(self.backends + (tuple(extra()) if callable(extra) else ())))
+
+    def disk_need(self, model: Any, cfg: Any) -> int:
+        """Bytes of disk the step may write for `model` (a config's `disk_factor()` overrides the step's)."""
+        factor = getattr(cfg, "disk_factor", None)
+        return int(model.size_bytes * (factor() if callable(factor) else self.disk_factor))
 
     def missing_backends(self, cfg: Any) -> tuple[str, ...]:
         """The modules of `required_backends(cfg)` that are not installed (found without importing them)."""
@@ -145,16 +151,32 @@ STEPS: Registry[StepSpec] = Registry("step", discover="edgeslim", skip=("edgesli
 
 
 def register_step(name: str, config_cls: type, *, accepts: typing.Iterable[str] = (), produces: str | None = None,
-                  analysis: bool = False, backends: typing.Iterable[str] = ()
+                  analysis: bool = False, backends: typing.Iterable[str] = (), disk_factor: float = 2.0
                   ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register `fn(model, cfg, ctx) -> ModelArtifact` under `name` with its config dataclass."""
+    """Register `fn(model, cfg, ctx) -> ModelArtifact` under `name` with its config dataclass.
+
+    An artifact step (not `analysis`) is wrapped so that it first checks the disk: less free space beside
+    `ctx.out_dir` than `disk_factor` x the input model's size fails with ResourceError before any work.
+    """
     if not dataclasses.is_dataclass(config_cls):
         raise TypeError(f"config for step {name!r} must be a dataclass")
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        STEPS.add(name, StepSpec(name, config_cls, fn, doc, tuple(accepts), produces, analysis, tuple(backends)))
-        return fn
+        spec = StepSpec(name, config_cls, fn, doc, tuple(accepts), produces, analysis, tuple(backends), disk_factor)
+        if analysis:
+            STEPS.add(name, spec)
+            return fn
+
+        @functools.wraps(fn)
+        def checked(model: Any, cfg: Any, ctx: Any, *args: Any, **kwargs: Any) -> Any:
+            from .fileio import require_disk
+
+            require_disk(ctx.out_dir, spec.disk_need(model, cfg), f"step {name!r}")
+            return fn(model, cfg, ctx, *args, **kwargs)
+
+        STEPS.add(name, dataclasses.replace(spec, fn=checked))
+        return checked
 
     return deco
 

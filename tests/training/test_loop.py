@@ -219,9 +219,8 @@ def test_prune_recovery_resumes_after_kill(tiny_data, tiny_bert_dir, tmp_path, m
     import edgeslim.prune.step as P
     import edgeslim.training.text as T
 
-    monkeypatch.setattr(P, "RECOVERY_CHECKPOINT_MINUTES", 1e-6)
     src = ModelArtifact.load(tiny_bert_dir)
-    cfg = P.PruneConfig(heads=0.5, score="magnitude", recover_minutes=0.05, eval=False)
+    cfg = P.PruneConfig(heads=0.5, score="magnitude", recover_minutes=0.05, eval=False, checkpoint_minutes=1e-6)
     ctx = RunContext(out_dir=tmp_path / "pruned", task="sst2", quiet=True)
     restore = _crash_on_call(monkeypatch, T, "collate", 3)      # magnitude scores: collate only feeds recovery
     with pytest.raises(KeyboardInterrupt):

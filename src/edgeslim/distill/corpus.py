@@ -8,7 +8,6 @@ Plus any text file the user passes (one passage per line; blank lines skipped).
 """
 from __future__ import annotations
 
-import json
 import random
 import re
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Sequence
 
 from ..errors import DataError
 from ..settings import Settings, get_settings
+from ..tasks.squad import squad_articles
 
 SOURCES = ("squad", "glue")
 _SENT_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
@@ -31,7 +31,7 @@ def squad_sentences(settings: Settings) -> list[str]:
     path = settings.require_data_dir() / "squad" / "dev-v1.1.json"
     if not path.is_file():
         raise DataError(f"general corpus source 'squad' needs {path}; drop 'squad' from corpus or add the file")
-    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    data = squad_articles(path)
     return [s for art in data for p in art["paragraphs"] for s in split_sentences(p["context"])]
 
 

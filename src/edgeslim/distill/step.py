@@ -201,7 +201,9 @@ def prepare(model: ModelArtifact, cfg: DistillConfig, ctx: RunContext) -> Prepar
                     count_params(teacher), count_params(student))
 
 
-@register_step("distill", DistillConfig, accepts=("hf",), produces="hf", backends=("torch", "transformers"))
+# disk: as finetune, with the teacher's size as the bound of the student's
+@register_step("distill", DistillConfig, accepts=("hf",), produces="hf", backends=("torch", "transformers"),
+               disk_factor=7.0)
 def distill(model: ModelArtifact, cfg: DistillConfig, ctx: RunContext) -> ModelArtifact:
     """Distil the teacher into a smaller student (general then task stage) and score it on dev."""
     from .corpus import general_corpus
@@ -215,7 +217,7 @@ def distill(model: ModelArtifact, cfg: DistillConfig, ctx: RunContext) -> ModelA
 
     p = prepare(model, cfg, ctx)
     out = Path(ctx.out_dir)
-    ckpt_dir = out.with_name(out.name + ".ckpt")
+    ckpt_dir = ctx.checkpoint_dir
     state_file = ckpt_dir / "state.pt"
     key = run_key(model.content_hash, p.task.name, dataclasses.asdict(cfg), ctx.seed)
     stage_keys = [run_key(key, name) for name in cfg.stages]

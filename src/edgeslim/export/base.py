@@ -55,8 +55,8 @@ def register_target(info: TargetInfo, convert: "Converter", config_cls: type | N
     step.__doc__ = (f"Export an HF text model to {info.name} ({info.filename}), validated against PyTorch "
                     f"where its runtime runs.")
     step.__name__ = f"export_{info.name}"
-    register_step(f"export.{info.name}", target.config_cls, accepts=("hf",), produces=info.format,
-                  backends=("torch", "transformers") + tuple(info.backends))(step)
+    step = register_step(f"export.{info.name}", target.config_cls, accepts=("hf",), produces=info.format,
+                         backends=("torch", "transformers") + tuple(info.backends))(step)
     return TARGETS.add(info.name, dataclasses.replace(target, step=step))
 
 
@@ -172,6 +172,7 @@ class ExportJob:
         kind = artifact_kind(model) or "classification"
         if kind not in ("classification", "regression"):
             raise StepError(f"export supports sequence classification/regression models so far, not {kind!r}")
+        model.verify()   # every byte checked before it ships to a device (ModelError names a changed file)
         import torch
 
         torch.set_num_threads(ctx.threads)

@@ -66,6 +66,10 @@ class ExportConfig(TargetConfig):
                 check_target_options(TARGETS.get(t), dataclasses.replace(TargetConfig(), dynamic=self.dynamic,
                                                                      seq_len=self.seq_len, batch=self.batch))
 
+    def disk_factor(self) -> float:
+        """Disk the bundle needs, in input-model sizes: one per export (an FP32 file is about the model's size)."""
+        return 1.0 + len(self.plan())
+
     def output_format(self) -> str:
         """The bundle takes the format of its first export (the one later steps run)."""
         return TARGETS.get(self.targets[0]).format

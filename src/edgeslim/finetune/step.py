@@ -40,7 +40,9 @@ class FinetuneConfig:
             raise ConfigError(f"finetune: warmup must be in [0, 1), got {self.warmup}")
 
 
-@register_step("finetune", FinetuneConfig, accepts=("hf",), produces="hf", backends=("torch", "transformers"))
+# disk: the model (1x) + a checkpoint of weights and two AdamW moments (3x), twice while one replaces the other
+@register_step("finetune", FinetuneConfig, accepts=("hf",), produces="hf", backends=("torch", "transformers"),
+               disk_factor=7.0)
 def finetune(model: ModelArtifact, cfg: FinetuneConfig, ctx: RunContext) -> ModelArtifact:
     """Fine-tune `model` on the context's task and evaluate it on the dev split; a re-run after a crash resumes."""
     task_name = ctx.task or model.task
@@ -50,8 +52,7 @@ def finetune(model: ModelArtifact, cfg: FinetuneConfig, ctx: RunContext) -> Mode
     if task.kind not in ("classification", "regression", "qa"):
         raise ConfigError(f"finetune supports text classification/regression/QA tasks, not {task.kind!r}")
     ctx.seed_everything()
-    out = Path(ctx.out_dir)
-    ckpt_dir = out.with_name(out.name + ".ckpt")
+    ckpt_dir = ctx.checkpoint_dir
     loop = LoopConfig(lr=cfg.lr, epochs=cfg.epochs, max_minutes=cfg.max_minutes, batch_size=cfg.batch_size,
                       warmup=cfg.warmup, weight_decay=cfg.weight_decay, checkpoint_minutes=cfg.checkpoint_minutes,
                       seed=ctx.seed)
@@ -77,6 +78,9 @@ def finetune_text(model: ModelArtifact, cfg: FinetuneConfig, ctx: RunContext, ta
     tok = load_tokenizer(model.path)
     id2label = {i: n for i, n in enumerate(task.labels)} if task.labels else None
     net = load_model(model.path, task.kind, num_labels=task.num_labels, id2label=id2label)
+    # what transformers sets on the first forward with labels, set up front: a run resumed from a finished
+    # checkpoint makes no forward, and its config.json (so its content hash) must still match
+    net.config.problem_type = "regression" if task.kind == "regression" else "single_label_classification"
     enc = encode(tok, train, cfg.max_length)
 
     def loss_fn(b: list[int]) -> tuple[Any, dict[str, float]]:

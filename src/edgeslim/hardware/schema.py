@@ -226,15 +226,10 @@ def _runtime(raw: Any, where: str) -> tuple[str, str]:
 
 def read_profile_file(path: str | Path) -> HardwareProfile:
     """Load and validate one profile YAML file."""
-    import yaml
+    from ..inputs import load_user_yaml
 
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise HardwareError(f"cannot read hardware profile {path}: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise HardwareError(f"{path}: not valid YAML: {exc}") from exc
+    data = load_user_yaml(path, "hardware profile", HardwareError)
     prof = parse_profile(data, where=str(path))
     if prof.name != path.stem:
         raise HardwareError(f"{path}: field 'name' is {prof.name!r} but the file is named {path.stem!r}; "

@@ -1,7 +1,6 @@
 """Load and save Hugging Face models and tokenizers from local folders only (imports torch)."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -9,6 +8,7 @@ from typing import Any
 
 from .._compat import require
 from ..errors import ModelError
+from ..inputs import foreign_loader, load_user_json, type_name
 from .config import NormalizedConfig, normalize_config
 from .pruned import shrink_to_config
 from .zoo import resolve_model_source
@@ -52,6 +52,9 @@ def check_model_folder(folder: str | Path) -> Path:
     path = resolve_model_source(folder)
     if not path.is_dir():
         raise ModelError(f"{path} is not a folder; pass a Hugging Face model folder")
+    if (path / "config.json").is_dir():
+        raise ModelError(f"{path / 'config.json'} is a folder, but it must be the model's config file; fix: restore "
+                         "the folder's config.json (save_pretrained writes it)")
     if not (path / "config.json").is_file():
         raise ModelError(f"{path} has no config.json; pass a Hugging Face model folder (save_pretrained output)")
     if not any((path / w).is_file() for w in WEIGHT_FILES):
@@ -65,15 +68,17 @@ def check_model_folder(folder: str | Path) -> Path:
 def read_config(folder: str | Path) -> dict[str, Any]:
     """config.json of a model folder as a dict (no torch needed)."""
     path = resolve_model_source(folder) / "config.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"cannot read {path}: {exc}") from exc
+    config = load_user_json(path, "model config", ModelError)
+    if not isinstance(config, dict):
+        raise ModelError(f"{path} must hold a JSON object (the model's config), got {type_name(config)}; fix: "
+                         "restore the folder's config.json (save_pretrained writes it)")
+    return config
 
 
 def infer_kind(config: dict[str, Any]) -> str | None:
     """Task kind from a config's architectures (e.g. BertForSequenceClassification -> classification)."""
-    arch = (config.get("architectures") or [""])[0]
+    archs = config.get("architectures")
+    arch = archs[0] if isinstance(archs, list) and archs and isinstance(archs[0], str) else ""
     if arch.endswith("ForSequenceClassification"):
         return "regression" if config.get("problem_type") == "regression" else "classification"
     if arch.endswith("ForQuestionAnswering"):
@@ -93,7 +98,7 @@ def artifact_kind(art: Any) -> str | None:
 
 def model_shape(folder: str | Path) -> NormalizedConfig:
     """Normalised config of a model folder."""
-    return normalize_config(read_config(folder))
+    return normalize_config(read_config(folder), where=str(resolve_model_source(folder) / "config.json"))
 
 
 def load_model(folder: str | Path, kind: str | None = None, *, num_labels: int | None = None,
@@ -110,16 +115,16 @@ def load_model(folder: str | Path, kind: str | None = None, *, num_labels: int |
     if id2label is not None:
         kwargs["id2label"] = {int(k): v for k, v in id2label.items()}
         kwargs["label2id"] = {v: int(k) for k, v in id2label.items()}
-    try:
-        # eager attention: exports and attention-map distillation need the plain math path
-        from .pruned import is_pruned_config
+    from .pruned import is_pruned_config
 
-        if is_pruned_config(read_config(path)):  # per-layer shapes stock transformers cannot rebuild
+    config = read_config(path)
+    with foreign_loader(path, "a model from", "restore the folder's config.json and weights (save_pretrained "
+                                              "writes both) or pass another model folder"):
+        # eager attention: exports and attention-map distillation need the plain math path
+        if is_pruned_config(config):  # per-layer shapes stock transformers cannot rebuild
             model = load_pruned_model(path, auto, **kwargs)
         else:
             model = auto.from_pretrained(str(path), attn_implementation="eager", local_files_only=True, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot load model from {path}: {exc}") from exc
     model.eval()
     return model
 
@@ -128,10 +133,9 @@ def load_tokenizer(folder: str | Path) -> Any:
     """Load the tokenizer saved in a model folder."""
     path = resolve_model_source(folder)
     tf = transformers()
-    try:
+    with foreign_loader(path, "a tokenizer from", "the folder needs intact tokenizer files (tokenizer.json or "
+                                                  "vocab.txt, tokenizer_config.json): restore them from the model"):
         return tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot load a tokenizer from {path}: {exc}. The folder needs tokenizer files") from exc
 
 
 def save_model(model: Any, folder: str | Path, tokenizer: Any = None) -> Path:

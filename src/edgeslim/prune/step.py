@@ -53,6 +53,7 @@ class PruneConfig:
     latency_source: str = "onnxruntime"    # "onnxruntime" (measured here) or a hardware profile name (predicted)
     target_seq_len: int = 128
     eval: bool = True                # score the pruned model on the dev split
+    checkpoint_minutes: float = 2.0  # recovery checkpoints: a re-run after a crash resumes from the last one
 
     def __post_init__(self) -> None:
         for name in ("heads", "ffn"):
@@ -70,6 +71,8 @@ class PruneConfig:
             raise ConfigError(f"prune: scope must be one of {', '.join(SCOPES)}, got {self.scope!r}")
         if self.calib_samples < 1 or self.batch_size < 1 or self.iterations < 1:
             raise ConfigError("prune: calib_samples, batch_size and iterations must be >= 1")
+        if not self.checkpoint_minutes > 0:
+            raise ConfigError(f"prune: checkpoint_minutes must be > 0, got {self.checkpoint_minutes}")
         if self.recover_minutes < 0:
             raise ConfigError(f"prune: recover_minutes must be >= 0, got {self.recover_minutes}")
         if not 0 <= self.kd_alpha <= 1 or self.kd_temperature <= 0 or self.lr <= 0:
@@ -189,8 +192,6 @@ def calibration_batches(tok: Any, task: Any, settings: Any, n: int, batch_size: 
     return [collate(enc, b, tok.pad_token_id) for b in length_grouped_batches(enc.lengths, batch_size, seed)]
 
 
-RECOVERY_CHECKPOINT_MINUTES = 2.0   # PruneConfig has no such option; the fine-tuning default
-
 
 def recover(net: Any, teacher: Any | None, tok: Any, task: Any, cfg: PruneConfig, minutes: float, seed: int,
             settings: Any, quiet: bool = True, checkpoint_dir: Path | None = None) -> dict[str, Any]:
@@ -226,7 +227,7 @@ def recover(net: Any, teacher: Any | None, tok: Any, task: Any, cfg: PruneConfig
 
     # time-only: recovery is sized in minutes; seed + 1000 keeps the batch order recovery always had
     loop = LoopConfig(lr=cfg.lr, epochs=None, max_minutes=minutes, batch_size=cfg.batch_size, warmup=0.05,
-                      weight_decay=0.01, checkpoint_minutes=RECOVERY_CHECKPOINT_MINUTES, seed=seed + 1000)
+                      weight_decay=0.01, checkpoint_minutes=cfg.checkpoint_minutes, seed=seed + 1000)
     checkpoint, key = None, ""
     if checkpoint_dir is not None:
         key = run_key(weights_fingerprint(net, *([teacher] if teacher is not None else [])), task.name,
@@ -374,8 +375,7 @@ def prune_model(net: Any, tok: Any, task: Any, cfg: PruneConfig, ctx: RunContext
         heads, ffn = cfg.heads * scale, cfg.ffn * scale
         if teacher is None and cfg.distill and cfg.recover_minutes > 0:
             teacher = copy.deepcopy(net).eval()
-        out = Path(ctx.out_dir)
-        ckpt_dir = out.with_name(out.name + ".ckpt")   # recovery checkpoints: a re-run after a crash resumes
+        ckpt_dir = ctx.checkpoint_dir   # recovery checkpoints: a re-run after a crash resumes
         for r in range(1, cfg.iterations + 1):
             if r > 1:   # re-score the recovered, partly pruned model
                 imp = compute_importance(net, cfg.score, calib)
@@ -404,7 +404,9 @@ def prune_model(net: Any, tok: Any, task: Any, cfg: PruneConfig, ctx: RunContext
     return net, tok, report
 
 
-@register_step("prune", PruneConfig, accepts=("hf",), produces="hf", backends=("torch", "transformers"))
+# disk: the pruned model (<= 1x) + recovery checkpoints (3x, twice while one replaces the other)
+@register_step("prune", PruneConfig, accepts=("hf",), produces="hf", backends=("torch", "transformers"),
+               disk_factor=7.0)
 def prune(model: ModelArtifact, cfg: PruneConfig, ctx: RunContext) -> ModelArtifact:
     """Prune heads/FFN/layers/vocabulary of an HF text classifier, recover, save and score it on dev."""
     from ..models.hf import load_model, load_tokenizer, save_model

@@ -22,7 +22,7 @@ from typing import Any
 from ..artifact import ModelArtifact
 from ..context import RunContext
 from ..errors import ConfigError, StepError
-from ..fileio import atomic_dir, write_json, write_text
+from ..fileio import atomic_dir, require_disk, write_json, write_text
 from ..registry import register_step
 
 SCHEMES = ("auto", "dynamic", "dynamic-attn", "static", "static-minmax", "static-percentile", "static-entropy", "fp16",
@@ -158,6 +158,9 @@ def quantize(model: ModelArtifact, cfg: QuantizeConfig, ctx: RunContext) -> Mode
         raise ConfigError("quantize needs a task for calibration and scoring: pass --task or set `task:` in the "
                           "recipe (or use scheme dynamic/fp16 with evaluate: false)")
     with scratch_dir() as scratch:
+        # scratch (system temp): the FP32 ONNX, its pre-processed copy and each candidate, each <= the model's size
+        require_disk(scratch, model.size_bytes * (10 if cfg.scheme in ("auto", "mixed") else 3),
+                     "quantize (scratch files in the system temp folder)")
         src, tok_dir = _fp32_onnx(model, cfg, scratch)
         check_float_model(src)
         pre = preprocess(src, scratch / "fp32-pre.onnx")

@@ -9,13 +9,13 @@ import numpy as np
 from .._compat import require
 from ..artifact import ModelArtifact
 from ..errors import StepError
-from . import Forward, register_runtime
-from .static import static_shape, static_text_forward
+from . import Forward, model_file, register_runtime
+from .static import pad_id, static_shape, static_text_forward
 
 
 def mlpackage_dir(art: ModelArtifact) -> Path:
     """The .mlpackage folder inside a Core ML artifact."""
-    return Path(art.path) / art.extra.get("file", "model.mlpackage")
+    return model_file(art, "model.mlpackage")
 
 
 def coreml_can_predict() -> tuple[bool, str]:
@@ -34,10 +34,11 @@ def load_coreml(art: ModelArtifact, threads: int = 2) -> Forward:
                         "run it on a Mac to measure accuracy and speed")
     ct = require("coremltools")
     model = ct.models.MLModel(str(mlpackage_dir(art)), compute_units=ct.ComputeUnit.CPU_ONLY)
-    batch, seq_len = static_shape(art.extra)
+    batch, seq_len = static_shape(art.extra, mlpackage_dir(art))
     out_name = art.extra.get("output", "logits")
 
     def run(feed: dict[str, np.ndarray]) -> np.ndarray:
         return np.asarray(model.predict({k: v.astype(np.int32) for k, v in feed.items()})[out_name])
 
-    return static_text_forward(run, batch, seq_len, int(art.extra.get("pad_id", 0)), what=str(mlpackage_dir(art)))
+    return static_text_forward(run, batch, seq_len, pad_id(art.extra, mlpackage_dir(art)),
+                               what=str(mlpackage_dir(art)))

@@ -7,13 +7,15 @@ import numpy as np
 
 from .._compat import require
 from ..artifact import ModelArtifact
-from . import Forward, register_runtime
-from .static import TEXT_INPUTS, StaticRun, static_shape, static_text_forward
+from ..errors import ModelError
+from ..inputs import foreign_loader
+from . import Forward, model_file, register_runtime
+from .static import TEXT_INPUTS, StaticRun, pad_id, static_shape, static_text_forward
 
 
 def pte_file(art: ModelArtifact) -> Path:
     """The .pte file inside an ExecuTorch artifact."""
-    return Path(art.path) / art.extra.get("file", "model.pte")
+    return model_file(art, "model.pte")
 
 
 def load_method(path: str | Path, threads: int = 2):
@@ -43,7 +45,12 @@ def method_run(method, input_order: tuple[str, ...] = TEXT_INPUTS) -> StaticRun:
 @register_runtime("pte")
 def load_executorch(art: ModelArtifact, threads: int = 2) -> Forward:
     """Load an ExecuTorch artifact (static [batch, seq_len] inputs) in the ExecuTorch runtime."""
-    batch, seq_len = static_shape(art.extra)
-    order = tuple(art.extra.get("inputs", TEXT_INPUTS))
-    run = method_run(load_method(pte_file(art), threads), order)
-    return static_text_forward(run, batch, seq_len, int(art.extra.get("pad_id", 0)), what=str(pte_file(art)))
+    path = model_file(art, "model.pte", must_exist=True)
+    batch, seq_len = static_shape(art.extra, path)
+    order = art.extra.get("inputs", TEXT_INPUTS)
+    if not isinstance(order, (list, tuple)) or not order or any(n not in TEXT_INPUTS for n in order):
+        raise ModelError(f"{path}: the manifest's extra.inputs must list the model's inputs in order, a subset of "
+                         f"{', '.join(TEXT_INPUTS)}, got {order!r}; fix: re-export the model (edgeslim export)")
+    with foreign_loader(path, "ExecuTorch program", "re-export it (edgeslim export) or pass an intact .pte file"):
+        run = method_run(load_method(path, threads), tuple(order))
+    return static_text_forward(run, batch, seq_len, pad_id(art.extra, path), what=str(path))

@@ -8,13 +8,14 @@ import numpy as np
 
 from .._compat import require
 from ..artifact import ModelArtifact
-from . import Forward, register_runtime
-from .static import StaticRun, static_shape, static_text_forward
+from ..inputs import foreign_loader
+from . import Forward, model_file, register_runtime
+from .static import StaticRun, pad_id, static_shape, static_text_forward
 
 
 def tflite_file(art: ModelArtifact) -> Path:
     """The .tflite file inside a LiteRT artifact."""
-    return Path(art.path) / art.extra.get("file", "model.tflite")
+    return model_file(art, "model.tflite")
 
 
 def make_interpreter(path: str | Path, threads: int = 2) -> Any:
@@ -44,6 +45,8 @@ def interpreter_run(it: Any) -> StaticRun:
 @register_runtime("tflite")
 def load_litert(art: ModelArtifact, threads: int = 2) -> Forward:
     """Load a LiteRT artifact (static [batch, seq_len] inputs) in the ai-edge-litert Interpreter."""
-    batch, seq_len = static_shape(art.extra)
-    run = interpreter_run(make_interpreter(tflite_file(art), threads))
-    return static_text_forward(run, batch, seq_len, int(art.extra.get("pad_id", 0)), what=str(tflite_file(art)))
+    path = model_file(art, "model.tflite", must_exist=True)
+    batch, seq_len = static_shape(art.extra, path)
+    with foreign_loader(path, "LiteRT model", "re-export it (edgeslim export) or pass an intact .tflite file"):
+        run = interpreter_run(make_interpreter(path, threads))
+    return static_text_forward(run, batch, seq_len, pad_id(art.extra, path), what=str(path))

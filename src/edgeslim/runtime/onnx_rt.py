@@ -6,12 +6,13 @@ from typing import Any
 
 from .._compat import require
 from ..artifact import ModelArtifact
-from . import Forward, register_runtime
+from ..inputs import foreign_loader
+from . import Forward, model_file, register_runtime
 
 
 def onnx_file(art: ModelArtifact) -> Path:
     """The .onnx file inside an ONNX artifact."""
-    return Path(art.path) / art.extra.get("file", "model.onnx")
+    return model_file(art, "model.onnx")
 
 
 OPTIMIZATION_LEVELS = ("disabled", "basic", "extended", "all")
@@ -63,9 +64,11 @@ def session_forward(sess: Any) -> Forward:
 @register_runtime("onnx")
 def load_onnx(art: ModelArtifact, threads: int = 2) -> Forward:
     """Load an ONNX artifact in ONNX Runtime (CPU)."""
-    forward = session_forward(make_session(onnx_file(art), threads))
+    path = model_file(art, "model.onnx", must_exist=True)
+    with foreign_loader(path, "ONNX model", "re-export it (edgeslim export) or pass an intact .onnx file"):
+        forward = session_forward(make_session(path, threads))
     if art.extra.get("static_shape"):  # exported without dynamic axes: pad/cut batches to the file's shape
-        from .static import static_shape, static_text_forward
+        from .static import pad_id, static_shape, static_text_forward
 
-        return static_text_forward(forward, *static_shape(art.extra), int(art.extra.get("pad_id", 0)))
+        return static_text_forward(forward, *static_shape(art.extra, path), pad_id(art.extra, path), what=str(path))
     return forward

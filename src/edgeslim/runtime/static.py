@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import StepError
 
 TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+MAX_DIM = 1 << 20   # a static batch or sequence length past this is a corrupt record, not an export
 
 # run(feed) -> outputs [static_batch, ...]; feed maps each text input to an int64 array [static_batch, seq_len]
 StaticRun = Callable[[dict[str, np.ndarray]], np.ndarray]
@@ -51,9 +52,23 @@ def static_text_forward(run: StaticRun, batch_size: int, seq_len: int, pad_id: i
     return fwd
 
 
-def static_shape(extra: dict[str, Any]) -> tuple[int, int]:
-    """(batch, seq_len) an artifact was exported with, from its `extra.static_shape`."""
+def static_shape(extra: dict[str, Any], what: Any = "artifact") -> tuple[int, int]:
+    """(batch, seq_len) an artifact was exported with, from its `extra.static_shape`; `what` names the model file."""
     shape = extra.get("static_shape") or {}
-    if "batch" not in shape or "sequence" not in shape:
-        raise StepError("artifact records no static_shape {batch, sequence}; re-export it with edgeslim export")
-    return int(shape["batch"]), int(shape["sequence"])
+    if not isinstance(shape, dict) or "batch" not in shape or "sequence" not in shape:
+        raise StepError(f"{what}: its artifact records no static_shape {{batch, sequence}}; re-export it with "
+                        "edgeslim export")
+    dims = shape["batch"], shape["sequence"]
+    if not all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= MAX_DIM for d in dims):
+        raise StepError(f"{what}: static_shape batch and sequence must be whole numbers in 1..{MAX_DIM}, got "
+                        f"{shape['batch']!r} and {shape['sequence']!r}; fix: re-export it with edgeslim export")
+    return dims
+
+
+def pad_id(extra: dict[str, Any], what: Any = "artifact") -> int:
+    """The padding token id an artifact records (0 if none)."""
+    value = extra.get("pad_id", 0)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
+        raise StepError(f"{what}: pad_id must be a token id (a whole number >= 0), got {value!r}; fix: re-export it "
+                        "with edgeslim export")
+    return value

@@ -5,9 +5,12 @@ Every GLUE task with a train file also has a "val" split carved from it (and "tr
 from __future__ import annotations
 
 import csv
+import io
+import math
 from pathlib import Path
 
 from ..errors import DataError
+from ..inputs import read_user_text
 from .base import TaskSpec, TextExample, register_task
 
 
@@ -17,8 +20,9 @@ def read_glue_tsv(path: Path, spec: TaskSpec) -> list[TextExample]:
     ncols, a_col, b_col, y_col = o["ncols"], o["text_a"], o.get("text_b"), o["label"]
     label_ids = {name: i for i, name in enumerate(spec.labels)}
     out: list[TextExample] = []
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+    text = read_user_text(path, f"{spec.name} data file")
+    rows = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
+    try:
         for lineno, row in enumerate(rows, start=1):
             if lineno == 1 and o.get("header", True):
                 continue
@@ -34,14 +38,21 @@ def read_glue_tsv(path: Path, spec: TaskSpec) -> list[TextExample]:
                 try:
                     label: int | float = float(raw)
                 except ValueError:
-                    raise DataError(f"{path}:{lineno}: score {raw!r} is not a number") from None
+                    label = math.nan
+                if not math.isfinite(label):
+                    raise DataError(f"{path}:{lineno}: score {raw!r} is not a number; fix: put the similarity score "
+                                    "(0-5) in the last column")
             else:
                 if raw not in label_ids:
                     raise DataError(
-                        f"{path}:{lineno}: label {raw!r} is not one of {', '.join(spec.labels)} for {spec.name}"
+                        f"{path}:{lineno}: label {raw!r} is not one of {', '.join(spec.labels)} for {spec.name}; "
+                    "fix: correct or remove that row"
                     )
                 label = label_ids[raw]
             out.append(TextExample(row[a_col], row[b_col] if b_col is not None else None, label))
+    except csv.Error as exc:   # e.g. a field longer than csv's limit (131,072 characters): no tab or newline
+        raise DataError(f"{path}:{rows.line_num}: unreadable row ({exc}); fix: check that row's tabs and newlines "
+                        "(GLUE files are tab-separated, one example per line)") from None
     return out
 
 

@@ -31,7 +31,7 @@ def read_image_folder(root: Path, spec: TaskSpec) -> list[ImageExample]:
         d = root / cls
         if not d.is_dir():
             raise DataError(f"{root} has no class folder {cls!r}; expected one folder per class: {', '.join(spec.labels)}")
-        files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         out.extend(ImageExample(p, idx) for p in files)
     return out
 
@@ -57,14 +57,20 @@ def load_image(path: Path, size: int, mean: tuple[float, ...], std: tuple[float,
     from .._compat import require
 
     Image = require("PIL.Image")
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        w, h = im.size
-        scale = size / min(w, h)
-        im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
-        w, h = im.size
-        left, top = (w - size) // 2, (h - size) // 2
-        im = im.crop((left, top, left + size, top + size))
-        arr = np.asarray(im, dtype=np.float32) / 255.0
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            w, h = im.size
+            scale = size / min(w, h)
+            im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+            w, h = im.size
+            left, top = (w - size) // 2, (h - size) // 2
+            im = im.crop((left, top, left + size, top + size))
+            arr = np.asarray(im, dtype=np.float32) / 255.0
+    # PIL: UnidentifiedImageError (an OSError) for unknown bytes, OSError/ValueError/SyntaxError for a truncated or
+    # corrupt file, DecompressionBombError for absurd sizes; ZeroDivisionError for an image of width or height 0
+    except (OSError, ValueError, SyntaxError, ZeroDivisionError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{path} is not a readable image ({type(exc).__name__}: {exc}); fix: replace or remove "
+                        "that file") from None
     arr = (arr - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
     return arr.transpose(2, 0, 1)

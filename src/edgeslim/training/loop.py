@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, ModelError
 from ..fileio import atomic_path
 from ..progress import progress_bar
+from .memory import require_training_memory
 
 FIRST_LOSSES = 50       # steps kept from the start of a run (the "first loss" of a summary)
 RECENT_LOSSES = 200     # steps kept from its end (final loss, progress text); both go into checkpoints
@@ -105,8 +106,15 @@ def read_checkpoint(path: str | Path | None, key: str | None = None) -> dict[str
         return None
     import torch
 
-    # weights_only works: AdamW state is tensors, numbers, tuples and None, all on the safe list
-    state = torch.load(path, weights_only=True)
+    # weights_only: AdamW state is tensors, numbers, tuples and None, all on the safe list; a file holding any
+    # other pickled object is refused, never run
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError ... here
+        raise ModelError(f"training checkpoint {path} cannot be loaded safely ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}); delete it to start this step afresh") from exc
+    if not isinstance(state, dict):
+        raise ModelError(f"training checkpoint {path} is not an edgeslim checkpoint; delete it to start afresh")
     return state if key is None or state.get("key") == key else None
 
 
@@ -143,6 +151,8 @@ def train_loop(named_params: Iterable[tuple[str, Any]], lengths: Sequence[int],
     named = list(named_params)
     params = [p for _, p in named]
     modules = dict(modules or {})
+    # before any step: a model and batch that cannot fit fail now (ResourceError), not as an OOM kill an hour in
+    require_training_memory(named, modules, min(cfg.batch_size, len(lengths)), max(lengths), description)
     opt = torch.optim.AdamW(param_groups(named, cfg.weight_decay), lr=cfg.lr)
     steps_per_epoch = math.ceil(len(lengths) / cfg.batch_size)
     planned = max(1, int(cfg.epochs * steps_per_epoch)) if cfg.epochs is not None else None
@@ -182,7 +192,10 @@ def train_loop(named_params: Iterable[tuple[str, Any]], lengths: Sequence[int],
                 if res.seconds >= budget:
                     res.stopped_by = "max_minutes"
                     break
-                progress = res.seconds / budget if planned is None else max(res.steps / planned, res.seconds / budget)
+                # a step-budgeted run follows its steps unless the clock is ahead; before the first step the clock
+                # is only noise (it made step 0's lr, hence the weights, differ between identical runs)
+                timed = res.seconds / budget if res.steps else 0.0
+                progress = timed if planned is None else max(res.steps / planned, timed)
                 for g in opt.param_groups:
                     g["lr"] = cfg.lr * lr_factor(progress, cfg.warmup)
                 loss, parts = loss_fn(b)
