@@ -210,9 +210,17 @@ class ModelArtifact:
                 raise ModelError(f"corrupt manifest {manifest}: unknown artifact format {d['format']!r}; expected "
                                  f"one of {', '.join(FORMATS)}. Delete it to re-adopt the folder")
             for key in ("extra", "metrics", "step_config", "files"):
-                if not isinstance(d.get(key) or {}, dict):
+                if key in d and d[key] is None:
+                    d[key] = {}
+                if not isinstance(d.get(key, {}), dict):
                     raise ModelError(f"corrupt manifest {manifest}: '{key}' must be a mapping, got "
                                      f"{type_name(d[key])}. Delete it to re-adopt the folder")
+            for key in ("content_hash", "step"):
+                if key in d and d[key] is None:
+                    del d[key]   # the field's default
+            if not isinstance(d.get("created", 0.0), (int, float)) or isinstance(d.get("created"), bool):
+                raise ModelError(f"corrupt manifest {manifest}: 'created' must be a number (a Unix time), got "
+                                 f"{type_name(d['created'])}. Delete it to re-adopt the folder")
             for key in ("content_hash", "step", "task", "parent_hash"):
                 if d.get(key) is not None and not isinstance(d[key], str):
                     raise ModelError(f"corrupt manifest {manifest}: '{key}' must be a string, got "

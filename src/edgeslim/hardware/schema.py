@@ -138,7 +138,7 @@ def _figure(raw: Any, where: str) -> Figure:
     if isinstance(raw, Mapping):
         unknown = set(raw) - {"value", "source", "estimate"}
         if unknown:
-            key = sorted(unknown)[0]
+            key = sorted(unknown, key=str)[0]
             raise HardwareError(f"{where}: unknown key {key!r}.{suggest(key, ['value', 'source', 'estimate'])}")
         if "value" not in raw:
             raise HardwareError(f"{where}: missing `value`")

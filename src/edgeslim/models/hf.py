@@ -135,7 +135,12 @@ def load_tokenizer(folder: str | Path) -> Any:
     tf = transformers()
     with foreign_loader(path, "a tokenizer from", "the folder needs intact tokenizer files (tokenizer.json or "
                                                   "vocab.txt, tokenizer_config.json): restore them from the model"):
-        return tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        tok = tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    limit = getattr(tok, "model_max_length", None)
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit != limit or limit < 1:
+        raise ModelError(f"{path / 'tokenizer_config.json'}: model_max_length must be a positive number, got "
+                         f"{limit!r}; fix: set it to the model's longest input (e.g. 512) or remove the key")
+    return tok
 
 
 def save_model(model: Any, folder: str | Path, tokenizer: Any = None) -> Path:

@@ -66,7 +66,13 @@ def load_onnx(art: ModelArtifact, threads: int = 2) -> Forward:
     """Load an ONNX artifact in ONNX Runtime (CPU)."""
     path = model_file(art, "model.onnx", must_exist=True)
     with foreign_loader(path, "ONNX model", "re-export it (edgeslim export) or pass an intact .onnx file"):
-        forward = session_forward(make_session(path, threads))
+        run = session_forward(make_session(path, threads))
+
+    def forward(batch: dict[str, Any]) -> Any:
+        with foreign_loader(path, "inputs into the ONNX model", "the batch does not fit the model's inputs (shape or "
+                            "type): check the artifact's static_shape and re-export it (edgeslim export)"):
+            return run(batch)
+
     if art.extra.get("static_shape"):  # exported without dynamic axes: pad/cut batches to the file's shape
         from .static import pad_id, static_shape, static_text_forward
 
