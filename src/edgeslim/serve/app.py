@@ -288,7 +288,7 @@ def build_server(cfg: ServeConfig, progress: Any = None, engine: Engine | None =
         return engine.run(rows)
 
     curve = measure_curve(timed, deadline_ms=cfg.deadline_ms, max_tokens=cfg.max_tokens,
-                          max_batch=cfg.max_batch or 64, budget_s=cfg.calibration_seconds, vocab=vocab)
+                          max_batch=cfg.max_batch or 64, budget_s=cfg.calibration_seconds)
     plan = plan_batching(curve, deadline_ms=cfg.deadline_ms, margin_ms=cfg.margin_s * 1000, batching=cfg.batching,
                          max_batch=cfg.max_batch, max_wait_ms=cfg.max_wait_ms, typical_tokens=cfg.typical_tokens)
     metrics = make_metrics(cfg.deadline_ms / 1000)

@@ -80,7 +80,7 @@ class LatencyCurve:
 
 
 def measure_curve(run: Callable[[int, int], Any], *, deadline_ms: float, max_tokens: int, max_batch: int = 64,
-                  budget_s: float = 6.0, vocab: int = 1000) -> LatencyCurve:
+                  budget_s: float = 6.0) -> LatencyCurve:
     """Time `run(batch, tokens)` over a grid of batch sizes and lengths up to max_tokens.
 
     Along each length the batch doubles until one call takes longer than the deadline (never usable) or the time
